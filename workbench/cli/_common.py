@@ -1,0 +1,61 @@
+"""What every CLI command shares: the Workbench it acts on, JSON output, rich tables.
+
+CLI modules import heavy libraries (pandas, dask, torch, jax) inside their commands, never at the
+top, so `workbench --help` and `workbench devices` start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def get_workbench(**overrides: Any) -> Any:
+    from workbench.api import Workbench
+
+    return Workbench(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "as_json"):
+        return value.as_json()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def print_json(data: Any) -> None:
+    """Machine output: one JSON document on stdout."""
+    sys.stdout.buffer.write(
+        orjson.dumps(data, default=_default, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    )
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]], *, limit: int | None = 200) -> None:
+    """People output: a rich table, cut at `limit` rows with a note of how many were left out."""
+    t = Table(title=title, header_style="bold")
+    for c in columns:
+        t.add_column(c)
+    shown = rows if limit is None else rows[:limit]
+    for row in shown:
+        t.add_row(*("–" if v is None else str(v) for v in row))
+    console.print(t)
+    if limit is not None and len(rows) > limit:
+        console.print(f"… {len(rows) - limit:,} more rows (use --json for all)")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)

@@ -1,0 +1,150 @@
+"""Settings: built-in defaults < `workbench.toml` < `WORKBENCH_*` environment variables.
+
+The defaults are the embedded ones: an SQLite file and the data folders under the user's data
+directory (platformdirs), an embedded Dask `LocalCluster`, the local user. Nothing has to be set
+up by hand. A typo is an error, not a silently ignored setting: unknown keys in the TOML file
+and unknown `WORKBENCH_*` variables are reported with the valid names.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workbench.errors import ConfigError
+
+ENV_PREFIX = "WORKBENCH_"
+# Variables that are read elsewhere and are not settings: the config file's name, and the
+# environment a slice or a job hands its processes (WORKBENCH_SLICE_*, WORKBENCH_JOB_*).
+_ENV_NOT_SETTINGS = {"WORKBENCH_CONFIG"}
+_ENV_NOT_SETTINGS_PREFIXES = ("WORKBENCH_SLICE_", "WORKBENCH_JOB_", "WORKBENCH_TEST_")
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("workbench", appauthor=False))
+
+
+def _default_user() -> str:
+    for name in ("JUPYTERHUB_USER",):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "user"
+
+
+class Settings(BaseModel):
+    """Every setting the workbench reads; each is also `WORKBENCH_<NAME>` in the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=_default_home, description="Data directory: database, logs, traces, artifacts.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/workbench.db.")
+    dask_scheduler: str | None = Field(None, description="Address of an existing Dask scheduler; default an embedded LocalCluster.")
+    fleet: Path | None = Field(None, description="A declared fleet (TOML or Alibaba node-list CSV) used instead of discovery.")
+    user: str = Field(default_factory=_default_user, description="Who this process acts for.")
+    project: str = Field("default", description="Project that leases and jobs are charged to.")
+    admin_users: list[str] = Field(default_factory=list, description="Users allowed to act on others' slices and jobs.")
+    lease_ttl_s: float = Field(300.0, gt=0, description="A lease expires unless renewed within this time.")
+    idle_after_s: float = Field(1800.0, gt=0, description="A lease with no device use for this long is idle.")
+    idle_grace_s: float = Field(600.0, ge=0, description="An idle lease is reclaimed this long after its owner is told, when others wait.")
+    policy: str | None = Field(None, description="Placement policy; default the one that measures best.")
+    mlflow_uri: str | None = Field(None, description="MLflow tracking server for job params, metrics and artifacts.")
+    carbon_signal: Path | None = Field(None, description="CSV of hourly grid carbon intensity (timestamp, avg_CI).")
+    carbon_zone: str = Field("CISO", description="Grid zone of the built-in carbon series.")
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'workbench.db'}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def traces_dir(self) -> Path:
+        return self.home / "traces"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the settings file ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    section = data.get("workbench", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [workbench] must be a table of settings")
+    return dict(section)
+
+
+def _env_values(environ: dict[str, str]) -> dict[str, Any]:
+    valid = set(Settings.model_fields)
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS or key.startswith(_ENV_NOT_SETTINGS_PREFIXES):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in valid:
+            raise ConfigError(
+                f"environment variable {key} is not a workbench setting; valid: "
+                + ", ".join(ENV_PREFIX + n.upper() for n in sorted(valid))
+            )
+        values[name] = [v for v in raw.split(",") if v] if name == "admin_users" else raw
+    return values
+
+
+def _format_validation(error: ValidationError, origin: dict[str, str]) -> str:
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(p) for p in item["loc"])
+        where = origin.get(name, "setting")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown setting {name!r}; valid: {', '.join(sorted(Settings.model_fields))}")
+        else:
+            lines.append(f"{where}: {name} = {item.get('input')!r}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def find_config_file(environ: dict[str, str]) -> Path | None:
+    """`WORKBENCH_CONFIG`, else `./workbench.toml`, else `<user config dir>/workbench.toml`."""
+    if environ.get("WORKBENCH_CONFIG"):
+        return Path(environ["WORKBENCH_CONFIG"])
+    for candidate in (Path.cwd() / "workbench.toml", Path(platformdirs.user_config_dir("workbench", appauthor=False)) / "workbench.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(config_file: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Merge defaults, the TOML file and the environment (later wins), then `overrides`."""
+    env = dict(os.environ if environ is None else environ)
+    path = config_file or find_config_file(env)
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if path is not None:
+        for key, value in _read_toml(path).items():
+            merged[key] = value
+            origin[key] = str(path)
+    for key, value in _env_values(env).items():
+        merged[key] = value
+        origin[key] = f"environment variable {ENV_PREFIX}{key.upper()}"
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, origin)) from None
