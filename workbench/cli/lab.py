@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
         args = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}", f"--ServerApp.port={port}"]
         if no_browser or not (os.environ.get("DISPLAY") or sys.platform == "darwin"):
             args.append("--no-browser")
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in ctx.args:
+            args.append("--allow-root")  # containers and CI run as root; JupyterLab refuses without it
         args.extend(ctx.args)
         console.print(f"Starting JupyterLab on {folder} (the URL with its token follows) …")
         sys.stdout.flush()
