@@ -13,7 +13,7 @@ PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 STAMP := $(VENV)/.installed
 NOTEBOOK_HOME := $(CURDIR)/.nbval-home
 
-.PHONY: lab test install system-deps test-lib test-notebooks docs clean
+.PHONY: lab test install system-deps test-lib test-notebooks docs clean labextension
 
 install: $(STAMP)
 
@@ -52,6 +52,12 @@ test-notebooks:
 	WORKBENCH_HOME=$(NOTEBOOK_HOME) $(BIN)/python -m pytest -p no:cacheprovider --nbval notebooks \
 	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300 -o testpaths=notebooks; \
 	  rc=$$?; [ $$rc -eq 0 -o $$rc -eq 5 ]
+
+# Rebuild the prebuilt JupyterLab extension (committed under workbench/labextension, so `pip
+# install` needs no Node.js). Needs Node.js 20 and the npm registry.
+labextension: install
+	cd labextension && npm ci --no-audit --no-fund && PATH=$(CURDIR)/$(BIN):$$PATH npm run build:prod
+	$(BIN)/python -m pip install --no-deps -e .
 
 clean:
 	rm -rf $(VENV) $(NOTEBOOK_HOME) site build dist

@@ -9,6 +9,7 @@ and unknown `WORKBENCH_*` variables are reported with the valid names.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -56,6 +57,8 @@ class Settings(BaseModel):
     idle_after_s: float = Field(1800.0, gt=0, description="A lease with no device use for this long is idle.")
     idle_grace_s: float = Field(600.0, ge=0, description="An idle lease is reclaimed this long after its owner is told, when others wait.")
     policy: str | None = Field(None, description="Placement policy; default the one that measures best.")
+    quotas: dict[str, dict[str, float]] = Field(default_factory=dict, description='Slice quotas: {"user:NAME"|"project:NAME"|"user:*"|"project:*": {"gpus": N, "cpus": N}}.')
+    preempt_min_runtime_s: float = Field(300.0, ge=0, description="A lease runs at least this long before a higher priority may preempt it.")
     mlflow_uri: str | None = Field(None, description="MLflow tracking server for job params, metrics and artifacts.")
     carbon_signal: Path | None = Field(None, description="CSV of hourly grid carbon intensity (timestamp, avg_CI).")
     carbon_zone: str = Field("CISO", description="Grid zone of the built-in carbon series.")
@@ -104,7 +107,15 @@ def _env_values(environ: dict[str, str]) -> dict[str, Any]:
                 f"environment variable {key} is not a workbench setting; valid: "
                 + ", ".join(ENV_PREFIX + n.upper() for n in sorted(valid))
             )
-        values[name] = [v for v in raw.split(",") if v] if name == "admin_users" else raw
+        if name == "admin_users":
+            values[name] = [v for v in raw.split(",") if v]
+        elif raw.lstrip().startswith("{"):  # table-valued settings (quotas) are JSON in the environment
+            try:
+                values[name] = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"environment variable {key}: not valid JSON: {exc}") from None
+        else:
+            values[name] = raw
     return values
 
 

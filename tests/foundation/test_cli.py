@@ -76,3 +76,20 @@ def test_cli_start_imports_no_framework() -> None:
     assert "HEAVY []" in out.stderr, out.stderr
     help_out = subprocess.run([*WORKBENCH, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert help_out.returncode == 0 and "devices" in help_out.stdout
+
+
+def test_exit_codes_of_commands_are_kept() -> None:
+    import typer
+
+    from workbench.cli import app, main
+
+    @app.command("_exit-three", hidden=True)
+    def _exit_three() -> None:
+        raise typer.Exit(3)
+
+    try:
+        main(["_exit-three"])
+    except SystemExit as exc:
+        assert exc.code == 3
+    else:
+        raise AssertionError("exit code 3 was swallowed")

@@ -61,3 +61,10 @@ def test_workbench_config_variable_points_at_the_file(tmp_path: Path) -> None:
     cfg = tmp_path / "elsewhere.toml"
     cfg.write_text('project = "nlp"\n')
     assert load_settings(environ={"WORKBENCH_CONFIG": str(cfg)}).project == "nlp"
+
+
+def test_table_settings_from_environment_are_json(tmp_path: Path) -> None:
+    env = {"WORKBENCH_QUOTAS": '{"user:*": {"gpus": 2}}', "WORKBENCH_HOME": str(tmp_path)}
+    assert load_settings(environ=env).quotas == {"user:*": {"gpus": 2}}
+    with pytest.raises(ConfigError, match="WORKBENCH_QUOTAS: not valid JSON"):
+        load_settings(environ={"WORKBENCH_QUOTAS": "{gpus"})

@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         args.remove("--debug")
     try:
-        app(args=args, prog_name="workbench", standalone_mode=False)
+        # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
+        code = app(args=args, prog_name="workbench", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except WorkbenchError as exc:
         if debug:
             raise

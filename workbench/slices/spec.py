@@ -50,7 +50,7 @@ def parse_memory(text: str) -> int | None:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def parse_spec(spec: str | float | int) -> SliceSpec:
+def parse_spec(spec: str | float) -> SliceSpec:
     """Turn what a user typed into a `SliceSpec`, or raise `InvalidRequest` saying what is valid."""
     if isinstance(spec, bool):
         raise InvalidRequest(f"slice spec {spec!r} is not valid; {SPEC_HELP}")

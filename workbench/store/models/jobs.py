@@ -45,6 +45,17 @@ class JobRow(Base):
     deferrable: Mapped[bool] = mapped_column(default=False)
     deadline_at: Mapped[dt.datetime | None]
     not_before: Mapped[dt.datetime | None]
+    # Who drives the job and where (migration 0003_jobs): the reason of the last transition, the
+    # process that submitted it ("host|pid|start time") and its Dask scheduler, the pid of the
+    # worker process running it, whether the job requested (and so releases) its own lease, and
+    # a cancel request left by another process for the driving one.
+    reason: Mapped[str | None] = mapped_column(Text)
+    driver: Mapped[str | None] = mapped_column(String(400))
+    scheduler: Mapped[str | None] = mapped_column(String(400))
+    worker_pid: Mapped[int | None]
+    owns_lease: Mapped[bool] = mapped_column(default=False)
+    cancel_request: Mapped[str | None] = mapped_column(String(2000))
+    profile_id: Mapped[str | None] = mapped_column(String(40))  # migration 0004_jobs: the Profile of profile=True
 
 
 class JobEventRow(Base):

@@ -36,6 +36,11 @@ class LeaseRow(Base):
     heartbeat_at: Mapped[dt.datetime | None]
     expires_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     ended_at: Mapped[dt.datetime | None]
+    # Added by migration 0002_slices: the queue, idle detection and who acted.
+    queue_position: Mapped[int | None]
+    last_active_at: Mapped[dt.datetime | None]  # last time the device showed use
+    idle_at: Mapped[dt.datetime | None]  # when the lease was marked idle and its owner told
+    usage: Mapped[dict[str, Any]] = mapped_column(default=dict)  # last usage sample (evidence)
 
 
 class LeaseEventRow(Base):

@@ -1,0 +1,35 @@
+"""Fixtures for the Jupyter face's tests (the in-process server's are in `jupyter_fixtures`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# pytest-jupyter's hooks that run `async def` tests (its fixtures come from `jupyter_fixtures`)
+from pytest_jupyter.jupyter_core import pytest_pycollect_makeitem, pytest_pyfunc_call  # noqa: F401
+
+
+@pytest.fixture
+def store_home() -> Path:
+    """The data directory the server's Workbench uses (set by the suite's autouse fixture)."""
+    return Path(os.environ["WORKBENCH_HOME"])
+
+
+@pytest.fixture
+def as_user(store_home: Path) -> Any:
+    """A Workbench on the server's data directory acting for another user (to own things)."""
+    from workbench import Workbench
+
+    made: list[Any] = []
+
+    def make(user: str) -> Any:
+        wb = Workbench(home=store_home, user=user)
+        made.append(wb)
+        return wb
+
+    yield make
+    for wb in made:
+        wb.close()

@@ -1,0 +1,165 @@
+"""JupyterLab in Debian's Chromium (Playwright): the sidebar requests a CPU slice, submits a
+job, sees it succeed and opens its log in a tab that follows it. Screenshots go to
+$WORKBENCH_TEST_ARTIFACTS (default tests/artifacts/)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lab_server import LabServer, start_lab
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-dev-shm-usage"]
+
+pytestmark = [pytest.mark.requires_browser, pytest.mark.slow]
+
+JOB_SCRIPT = """\
+import time
+print("loading data", flush=True)
+for step in range(5):
+    time.sleep(0.2)
+    print(f"step {step} loss {1.0 / (step + 1):.3f}", flush=True)
+print("done", flush=True)
+"""
+
+
+def artifacts_dir() -> Path:
+    folder = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS") or ROOT / "tests" / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    server = start_lab(tmp_path_factory.mktemp("browserlab"))
+    (server.root / "train.py").write_text(JOB_SCRIPT)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def open_lab(browser: Any, lab: LabServer) -> Any:
+    context = browser.new_context(viewport={"width": 1400, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{lab.url}lab?token={lab.token}")
+    page.wait_for_selector("#jp-main-dock-panel", state="visible")
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, lab: LabServer) -> Iterator[Any]:
+    page = open_lab(browser, lab)
+    yield page
+    page.context.close()
+
+
+def test_sidebar_requests_a_slice_runs_a_job_and_follows_its_log(lab: LabServer, page: Any) -> None:
+    shots = artifacts_dir()
+    # the launcher has the dashboard tile (served by jupyter-server-proxy)
+    tile = page.locator(".jp-LauncherCard", has_text="Workbench dashboard")
+    tile.wait_for(state="visible")
+    page.screenshot(path=str(shots / "jupyterlab_launcher.png"))
+
+    page.locator('.jp-SideBar [data-id="workbench-sidebar"]').click()
+    panel = page.locator(".jp-WorkbenchPanel")
+    panel.locator(".wb-node").first.wait_for(state="visible")
+    assert "CPU only" in panel.locator(".wb-summary").inner_text()
+
+    panel.locator("select[name=spec]").select_option("cpu:1")
+    panel.locator(".wb-request-form button").click()
+    slice_item = panel.locator(".wb-slice").first
+    slice_item.locator('.wb-badge[data-state="active"]').wait_for(state="visible")
+    assert "CPU ×1" in slice_item.inner_text()
+    status = page.locator(".jp-WorkbenchStatus")
+    page.wait_for_function("() => document.querySelector('.jp-WorkbenchStatus')?.dataset.state === 'active'")
+    assert status.inner_text().startswith("Slice: CPU ×1")
+
+    panel.locator("input[name=target]").fill("train.py")
+    lease_id = slice_item.get_attribute("data-id")
+    assert panel.locator("select[name=slice]").input_value() == lease_id
+    panel.locator(".wb-submit-form button").click()
+    job_item = panel.locator(".wb-job").first
+    job_item.wait_for(state="visible")
+    job_item.locator('.wb-badge[data-state="succeeded"]').wait_for(state="visible", timeout=90_000)
+    page.screenshot(path=str(shots / "jupyterlab_sidebar.png"))
+
+    job_item.locator("button", has_text="Logs").click()
+    log_view = page.locator(".jp-WorkbenchLogs")
+    log_view.wait_for(state="visible")
+    page.wait_for_function("() => document.querySelector('.jp-WorkbenchLogs')?.dataset.done === 'true'")
+    text = log_view.locator(".wb-log").inner_text()
+    assert "step 4 loss 0.200\ndone\n" in text and "succeeded after" in text
+    assert page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Logs: train").count() == 1
+    page.screenshot(path=str(shots / "jupyterlab_job_logs.png"))
+
+    # release from the sidebar: the slice leaves the list and the status bar says so
+    slice_item.locator("button", has_text="Release").click()
+    panel.locator(".wb-slices .wb-empty").wait_for(state="visible")
+    page.wait_for_function("() => document.querySelector('.jp-WorkbenchStatus')?.dataset.state === 'none'")
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_palette_has_the_workbench_commands(page: Any) -> None:
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator("#command-palette")
+    palette.locator("input").fill("Workbench")
+    items = palette.locator(".lm-CommandPalette-itemLabel")
+    items.first.wait_for(state="visible")
+    labels = items.all_inner_texts()
+    assert "Workbench: Request slice" in labels and "Workbench: Open dashboard" in labels
+    page.screenshot(path=str(shots_path("jupyterlab_palette.png")))
+    page.keyboard.press("Escape")
+
+
+def shots_path(name: str) -> Path:
+    return artifacts_dir() / name
+
+
+@pytest.fixture(scope="module")
+def fleet_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    fleet = ROOT / "data" / "fleets" / "h100_2x8.toml"
+    server = start_lab(tmp_path_factory.mktemp("fleetlab"), extra_env={"WORKBENCH_FLEET": str(fleet)})
+    yield server
+    server.stop()
+
+
+def test_the_request_form_offers_the_gpus_mig_profiles(browser: Any, fleet_lab: LabServer) -> None:
+    """On a declared fleet of H100s the form lists the H100's MIG geometry; a 3g.40gb slice lands on a GPU."""
+    page = open_lab(browser, fleet_lab)
+    try:
+        page.locator('.jp-SideBar [data-id="workbench-sidebar"]').click()
+        panel = page.locator(".jp-WorkbenchPanel")
+        panel.locator(".wb-node").first.wait_for(state="visible")
+        assert "16 GPUs on 2 nodes" in panel.locator(".wb-summary").inner_text()
+        options = panel.locator("select[name=spec] option").evaluate_all("els => els.map(e => e.value)")
+        assert {"1g.10gb", "1g.10gb+me", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb", "0.25", "gpu"} <= set(options)
+        panel.locator("select[name=spec]").select_option("3g.40gb")
+        panel.locator(".wb-request-form button").click()
+        item = panel.locator(".wb-slice").first
+        item.locator('.wb-badge[data-state="active"]').wait_for(state="visible")
+        assert "MIG 3g.40gb" in item.inner_text()
+        panel.locator(".wb-chip-mine").first.wait_for(state="visible")
+        page.wait_for_function("() => document.querySelector('.jp-WorkbenchStatus')?.dataset.state === 'active'")
+        page.screenshot(path=str(shots_path("jupyterlab_sidebar_h100_fleet.png")))
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        page.context.close()

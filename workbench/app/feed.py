@@ -1,0 +1,114 @@
+"""What the dashboard's pages read, shared by every browser tab of one server.
+
+Each page refreshes on a periodic callback; with many tabs open, each would query the store on
+every tick. `Feed` keeps the last answer of each facade call for `ttl_s`, so a server with ten
+tabs asks the store once per tick. It holds no business logic: it calls `Workbench` and remembers.
+A noun whose service is not installed (or not written yet) reads as `Unavailable` with the reason,
+so a page can say so instead of breaking.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A noun that cannot be read: the service is missing, or the call failed."""
+
+    noun: str
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class Feed:
+    """Cached reads of one `Workbench`, shared by the sessions of one dashboard server."""
+
+    def __init__(self, wb: Any, ttl_s: float = 0.2) -> None:
+        self.wb = wb
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._kept: set[str] = set()
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _cached(self, key: str, noun: str, read: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < self.ttl_s:
+                return hit[1]
+        try:
+            value = read()
+        except ModuleNotFoundError as exc:
+            value = Unavailable(noun, f"the {noun} service is not installed ({exc.name})")
+        except Exception as exc:  # a face shows the failure; the next tick tries again
+            value = Unavailable(noun, f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            self._cache[key] = (time.monotonic(), value)
+        return value
+
+    def invalidate(self) -> None:
+        """Forget cached answers, after this server changed something (a request, a cancel)."""
+        with self._lock:
+            self._cache.clear()
+
+    def keep(self, lease_id: str) -> None:
+        """Renew a lease requested from the dashboard while this server runs, as a notebook kernel would.
+
+        A browser tab cannot heartbeat once it is closed, so the server does it for the leases
+        its users asked for here; releasing the lease (or its ending) stops the renewals.
+        """
+        with self._lock:
+            self._kept.add(lease_id)
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._renew_loop, name="workbench-dashboard-renew", daemon=True)
+                self._keeper.start()
+
+    def _renew_loop(self) -> None:
+        period_s = max(1.0, float(self.wb.settings.lease_ttl_s) / 3)
+        while not self._stop.wait(period_s):
+            with self._lock:
+                kept = list(self._kept)
+            for lease_id in kept:
+                try:
+                    self.wb.slices.renew(lease_id)
+                except Exception:  # released, expired or gone: nothing more to keep
+                    with self._lock:
+                        self._kept.discard(lease_id)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def service(self, noun: str) -> Any:
+        """The noun's service, or `Unavailable` when it cannot be loaded."""
+        try:
+            return getattr(self.wb, noun)
+        except ModuleNotFoundError as exc:
+            return Unavailable(noun, f"the {noun} service is not installed ({exc.name})")
+
+    def devices(self) -> Any:
+        return self._cached("devices", "devices", self.wb.devices)
+
+    def leases(self) -> Any:
+        """Every lease that holds or waits for capacity, all owners (the fleet is shared)."""
+        return self._cached("leases", "slices", lambda: list(self.wb.slices.list(all_users=True)))
+
+    def my_leases(self) -> Any:
+        return self._cached("my_leases", "slices", lambda: list(self.wb.slices.list()))
+
+    def jobs(self) -> Any:
+        return self._cached("jobs", "jobs", lambda: list(self.wb.jobs.list(all_users=True)))
+
+    def profiles(self) -> Any:
+        return self._cached("profiles", "profiles", lambda: list(self.wb.profiles.list()))
+
+    def kernels(self) -> Any:
+        return self._cached("kernels", "kernels", lambda: list(self.wb.kernels.list()))

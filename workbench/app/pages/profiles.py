@@ -1,0 +1,122 @@
+"""Profiles: the list, one profile's summary, top kernels and zoomable timeline, and a comparison."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+
+from workbench.app.feed import Feed, Unavailable
+from workbench.widgets.render import error_html, esc
+
+
+def as_frame(value: Any) -> pd.DataFrame | None:
+    if isinstance(value, pd.DataFrame):
+        return value
+    if isinstance(value, dict):
+        return pd.DataFrame([{"figure": k, "value": v} for k, v in value.items()])
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return pd.DataFrame(value)
+    return None
+
+
+def show(value: Any, **kwargs: Any) -> pn.viewable.Viewable:
+    """A facade result as a pane: tables as Tabulator, Bokeh figures as plots, else its HTML repr."""
+    frame = as_frame(value)
+    if frame is not None:
+        return pn.widgets.Tabulator(frame, show_index=False, disabled=True, sizing_mode="stretch_width",
+                                    layout="fit_data_table", max_height=420, **kwargs)
+    return pn.panel(value, sizing_mode="stretch_width")
+
+
+def profile_row(p: Any) -> dict[str, Any]:
+    created = getattr(p, "created_at", None)
+    return {
+        "id": p.id,
+        "name": getattr(p, "name", None) or getattr(p, "label", None) or "",
+        "job": getattr(p, "job_id", None) or "",
+        "source": str(getattr(p, "source", None) or getattr(p, "path", None) or ""),
+        "created": created.strftime("%Y-%m-%d %H:%M:%S") if created is not None else "",
+    }
+
+
+class ProfilesPage(param.Parameterized):
+    """The list of profiles; with `?id=` one profile, with `&compare=` that profile against another."""
+
+    def __init__(self, feed: Feed, profile_id: str | None = None, compare_id: str | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.feed = feed
+        self.title = "Profiles"
+        self.body = pn.Column(sizing_mode="stretch_width")
+        profiles = feed.profiles()
+        if isinstance(profiles, Unavailable):
+            self.body.append(pn.pane.HTML(error_html("Profiles are not available", profiles.reason),
+                                          sizing_mode="stretch_width"))
+            return
+        rows = [profile_row(p) for p in profiles]
+        table = pn.widgets.Tabulator(
+            pd.DataFrame(rows, columns=["id", "name", "job", "source", "created"]), show_index=False, disabled=True,
+            sizing_mode="stretch_width", layout="fit_data_stretch", max_height=260, selectable=False,
+            formatters={"id": {"type": "link", "urlPrefix": "?page=profiles&id=", "target": "_self"}},
+            css_classes=["wb-profiles-table"],
+        )
+        if not rows:
+            self.body.append(pn.pane.HTML("<div class='wb-empty'>No profiles yet: submit a job with profile=True, "
+                                          "or load a trace with wb.profiles.load(path).</div>"))
+        self.body.append(table)
+        if profile_id:
+            self.body.append(self._profile(profile_id, compare_id, [r["id"] for r in rows]))
+
+    def _profile(self, profile_id: str, compare_id: str | None, ids: list[str]) -> pn.viewable.Viewable:
+        service = self.feed.wb.profiles
+        try:
+            profile = service.get(profile_id)
+        except Exception as exc:
+            return pn.pane.HTML(error_html(f"No profile {profile_id!r}", str(exc)), sizing_mode="stretch_width")
+        self.title = f"Profile {profile_id}"
+        tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_width", css_classes=["wb-profile-tabs"])
+        views = (
+            ("Summary", lambda: pn.pane.HTML(profile._repr_html_(), sizing_mode="stretch_width")),
+            ("Top kernels", lambda: pn.Column(show(profile.kernels().head(50)), pn.pane.Bokeh(profile.plot("kernels")),
+                                              sizing_mode="stretch_width")),
+            ("Timeline", lambda: pn.pane.Bokeh(profile.timeline(), sizing_mode="stretch_width",
+                                               css_classes=["wb-timeline"])),
+        )
+        for label, view in views:
+            try:
+                tabs.append((label, view()))
+            except Exception as exc:  # one analysis failing leaves the others readable
+                tabs.append((label, pn.pane.HTML(error_html(f"{label} unavailable", f"{type(exc).__name__}: {exc}"),
+                                                 sizing_mode="stretch_width")))
+        others = [i for i in ids if i != profile_id]
+        picker = pn.widgets.Select(name="Compare with", options=[""] + others, value=compare_id or "", width=260)
+        compare_pane = pn.Column(sizing_mode="stretch_width", css_classes=["wb-compare"])
+
+        def compare(*_: Any) -> None:
+            other = picker.value
+            compare_pane.clear()
+            if not other:
+                return
+            try:
+                result = service.compare(profile_id, other)
+            except Exception as exc:
+                compare_pane.append(pn.pane.HTML(error_html("Comparison failed", str(exc))))
+                return
+            compare_pane.append(show(result.head(100) if isinstance(result, pd.DataFrame) else result))
+            try:
+                from workbench.profiles.views import plot_compare
+
+                compare_pane.append(pn.pane.Bokeh(plot_compare(result), sizing_mode="stretch_width"))
+            except Exception as exc:  # the table above is the comparison; say why the chart is missing
+                compare_pane.append(pn.pane.HTML(error_html("No comparison chart", f"{type(exc).__name__}: {exc}")))
+
+        picker.param.watch(compare, "value")
+        compare()
+        tabs.append(("Compare", pn.Column(picker, compare_pane, sizing_mode="stretch_width")))
+        return pn.Column(pn.pane.HTML(f"<h3 style='margin:12px 0 0 0'>Profile <code>{esc(profile_id)}</code></h3>"),
+                         tabs, sizing_mode="stretch_width")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.body

@@ -1,0 +1,541 @@
+"""REST handlers: parse the request, call `Workbench`, serialize the answer. Nothing else.
+
+Every handler is `@tornado.web.authenticated`; POST and DELETE go through Jupyter Server's XSRF
+check (a browser sends the `_xsrf` cookie back as `X-XSRFToken`; a client with a token in the
+`Authorization` header is exempt, as everywhere in Jupyter Server).
+
+Identity: under JupyterHub, or with any identity provider that knows users, the caller is
+`self.current_user.username`. With Jupyter Server's own token/password provider there is one
+person, the one who started the server, whose user names are random per browser: the workbench
+then acts for its configured user (`Settings.user`, itself `$JUPYTERHUB_USER` or the login name).
+
+Errors are JSON `{"error": <a sentence for a person>, "reason": <a short code>}` with the status
+of the `WorkbenchError` raised by the core (400, 403, 404, 409, 503); anything else is logged
+and answered 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import importlib.util
+import json
+import math
+from http.client import responses
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from workbench.errors import BackendUnavailable, Forbidden, InvalidRequest, NotFound, WorkbenchError
+
+ID_RE = r"([A-Za-z0-9_.:-]{1,80})"
+_REASONS = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 503: "unavailable"}
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+# Jupyter Server's own token/password providers: one person, random per-browser user names.
+_SINGLE_PERSON_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
+
+
+def to_json(obj: Any) -> Any:
+    """The JSON form of what the core returns: `as_json()`, pydantic models, dataclasses, frames."""
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "as_json"):
+        return to_json(obj.as_json())
+    if hasattr(obj, "model_dump"):
+        return to_json(obj.model_dump(mode="json"))
+    if isinstance(obj, dict):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a pandas DataFrame
+        return to_json(json.loads(obj.to_json(orient="records", date_format="iso")))
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_json({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
+    if hasattr(obj, "item"):  # numpy scalars
+        return to_json(obj.item())
+    return str(obj)
+
+
+def service_available(noun: str) -> bool:
+    return importlib.util.find_spec(f"workbench.{noun}.service") is not None
+
+
+def require_service(noun: str) -> None:
+    if not service_available(noun):
+        raise BackendUnavailable(
+            f"{noun} are not available in this installation of the workbench (workbench.{noun}.service is missing)"
+        )
+
+
+class WorkbenchAPIHandler(APIHandler):
+    """Base: identity, JSON in and out, and the error mapping."""
+
+    @property
+    def holder(self) -> Any:
+        return self.settings["workbench_holder"]
+
+    def update_api_activity(self) -> None:
+        """Only what a person does counts as activity: the sidebar's polling (GET) must not keep
+        an idle server alive, or JupyterHub's idle culler would never stop it."""
+        if self.request.method != "GET":
+            super().update_api_activity()
+
+    @property
+    def wb(self) -> Any:
+        """The `Workbench` acting for the caller (the server's own, or a view for another user)."""
+        return self.holder.for_user(self.acting_user)
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def acting_user(self) -> str:
+        """Who the workbench acts for in this request (see the module's docstring)."""
+        if type(self.identity_provider) in _SINGLE_PERSON_PROVIDERS:
+            return str(self.holder.get().user)
+        return str(self.current_user.username)
+
+    @property
+    def acting_admin(self) -> bool:
+        return bool(self.wb.is_admin(self.acting_user))
+
+    def check_owner(self, thing: Any, what: str, ident: str) -> None:
+        owner = getattr(thing, "owner", None)
+        if owner is None and isinstance(thing, dict):
+            owner = thing.get("owner")
+        if owner is not None and owner != self.acting_user and not self.acting_admin:
+            raise Forbidden(f"{what} {ident} belongs to {owner}, not to {self.acting_user}; only its owner or an admin may do that")
+
+    def wants_all(self) -> bool:
+        """`?all=true`: every user's things, for admins; anyone else asking gets 403."""
+        raw = self.get_query_argument("all", "false").lower()
+        if raw not in ("true", "false", "1", "0", "yes", "no"):
+            raise InvalidRequest(f"all={raw!r} is not valid; use all=true or all=false")
+        wants = raw in ("true", "1", "yes")
+        if wants and not self.acting_admin:
+            raise Forbidden(f"{self.acting_user} is not an admin; only admins may list every user's slices and jobs")
+        return wants
+
+    # -- input ------------------------------------------------------------------------------
+    def json_body(self) -> dict[str, Any]:
+        raw = self.request.body or b""
+        if not raw.strip():
+            raise InvalidRequest("the request has no body; send a JSON object")
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest(f"the request body must be a JSON object, not {type(data).__name__}")
+        # no database or file system takes NUL characters or lone UTF-16 surrogates ("\\ud800")
+        flat = json.dumps(data, ensure_ascii=False)
+        try:
+            flat.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest("the request body has text that is not valid Unicode (a lone surrogate such as \\ud800)") from None
+        if "\x00" in flat or "\\u0000" in flat:
+            raise InvalidRequest("the request body has a NUL character (\\u0000) in a text field")
+        return data
+
+    def query_int(self, name: str, default: int, *, minimum: int = 0) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidRequest(f"{name}={raw!r} is not a whole number") from None
+        if value < minimum:
+            raise InvalidRequest(f"{name}={value} must be at least {minimum}")
+        return value
+
+    # -- output -----------------------------------------------------------------------------
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking call into the core off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.holder.executor, functools.partial(fn, *args, **kwargs))
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(orjson.dumps(to_json(data)))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, WorkbenchError):
+            message = exc.message
+        elif isinstance(exc, web.HTTPError):
+            message = exc.log_message or responses.get(status_code, "error")
+            if status_code == 403 and not exc.log_message:
+                message = "not authenticated: send a Jupyter token (Authorization: token ...) or log in"
+        else:
+            message = "internal error in the workbench server extension; the server log has the details"
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": message, "reason": _REASONS.get(status_code, responses.get(status_code, "error"))}))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, WorkbenchError):
+            self.log.info("workbench: %s %s -> %s: %s", self.request.method, self.request.path, e.http_status, e)
+            if not self._finished:
+                self.send_error(e.http_status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+
+class InfoHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        from workbench import __version__
+
+        self.reply(
+            {
+                "user": self.acting_user,
+                "admin": self.acting_admin,
+                "version": __version__,
+                "services": {noun: service_available(noun) for noun in ("slices", "jobs", "profiles", "kernels")},
+                "dashboard_url": self.base_url + "workbench/",
+            }
+        )
+
+
+class OpenAPIHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        doc = json.loads(OPENAPI_PATH.read_text())
+        doc["servers"] = [{"url": self.base_url + "workbench/api"}]
+        self.reply(doc)
+
+
+# -- devices ----------------------------------------------------------------------------------
+def device_json(device: Any) -> dict[str, Any]:
+    """A device with what a request form needs: the MIG profiles its model's geometry allows."""
+    data = device.as_json()
+    spec = device.spec
+    data["mig_profiles"] = [
+        {
+            "name": p.name,
+            "compute_slices": p.compute_slices,
+            "memory_slices": p.memory_slices,
+            "memory_bytes": p.memory_bytes,
+            "max_count": p.max_count,
+            "starts": list(p.starts),
+        }
+        for p in (spec.mig_profiles if device.kind == "gpu" else ())
+    ]
+    data["peak_flops"] = dict(spec.peak_flops)
+    data["memory_bandwidth_bps"] = spec.memory_bandwidth_bps
+    return data
+
+
+def inventory_json(inventory: Any) -> dict[str, Any]:
+    return {
+        "source": inventory.source,
+        "gpu_count": inventory.gpu_count,
+        "nodes": [
+            {"name": n.name, "cpu_milli": n.cpu_milli, "memory_mib": n.memory_mib, "devices": [d.key for d in n.devices]}
+            for n in inventory.nodes
+        ],
+        "devices": [device_json(d) for d in inventory.devices],
+    }
+
+
+class DevicesHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        refresh = self.get_query_argument("refresh", "false").lower() in ("1", "true", "yes")
+        inventory = await self.call(self.wb.devices, refresh=refresh)
+        self.reply(inventory_json(inventory))
+
+
+# -- slices -----------------------------------------------------------------------------------
+def lease_json(lease: Any) -> dict[str, Any]:
+    data = to_json(lease)
+    describe = getattr(lease, "describe", None)
+    if callable(describe):
+        data["description"] = describe()
+    return data
+
+
+SLICE_REQUEST_FIELDS = {"spec", "project", "priority", "wait"}
+
+
+class SlicesHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        require_service("slices")
+        everyone = self.wants_all()
+        leases = await self.call(self.wb.slices.list, owner=None if everyone else self.acting_user, all_users=everyone)
+        self.reply({"slices": [lease_json(lease) for lease in leases]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        require_service("slices")
+        body = self.json_body()
+        unknown = set(body) - SLICE_REQUEST_FIELDS
+        if unknown:
+            raise InvalidRequest(f"unknown field(s) {sorted(unknown)} in a slice request; valid: {sorted(SLICE_REQUEST_FIELDS)}")
+        if "spec" not in body:
+            raise InvalidRequest('a slice request needs "spec", e.g. {"spec": "cpu:1"} or {"spec": "1g.10gb"}')
+        spec = body["spec"]
+        if isinstance(spec, bool) or not isinstance(spec, (str, int, float)):
+            raise InvalidRequest(f'"spec" must be a string such as "cpu:1" or "1g.10gb", or a fraction such as 0.25; got {spec!r}')
+        project = body.get("project")
+        if project is not None and (not isinstance(project, str) or not project.strip()):
+            raise InvalidRequest(f'"project" must be a non-empty string; got {project!r}')
+        priority = body.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidRequest(f'"priority" must be a whole number; got {priority!r}')
+        wait = body.get("wait", False)
+        if wait is not False:
+            raise InvalidRequest('"wait" must be false over REST: a request is granted at once or refused with 409 and the reason')
+        lease = await self.call(
+            self.wb.slices.request, spec, owner=self.acting_user, project=project, priority=priority, wait=False
+        )
+        self.reply(lease_json(lease), status=201)
+
+
+class SliceHandler(WorkbenchAPIHandler):
+    async def _owned(self, lease_id: str) -> Any:
+        require_service("slices")
+        lease = await self.call(self.wb.slices.get, lease_id)
+        self.check_owner(lease, "slice", lease_id)
+        return lease
+
+    @web.authenticated
+    async def get(self, lease_id: str) -> None:
+        self.reply(lease_json(await self._owned(lease_id)))
+
+    @web.authenticated
+    async def delete(self, lease_id: str) -> None:
+        await self._owned(lease_id)
+        self.reply(lease_json(await self.call(self.wb.slices.release, lease_id)))
+
+
+class SliceRenewHandler(SliceHandler):
+    @web.authenticated
+    async def post(self, lease_id: str) -> None:
+        await self._owned(lease_id)
+        self.reply(lease_json(await self.call(self.wb.slices.renew, lease_id)))
+
+
+# -- jobs -------------------------------------------------------------------------------------
+JOB_FIELDS = {"target", "slice", "name", "framework", "project", "priority", "retries", "timeout_s", "params", "profile"}
+JOB_KINDS = {".py": "script", ".ipynb": "notebook"}
+
+
+class JobsHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        require_service("jobs")
+        everyone = self.wants_all()
+        jobs = await self.call(self.wb.jobs.list, owner=None if everyone else self.acting_user, all_users=everyone)
+        self.reply({"jobs": jobs})
+
+    def _target(self, body: dict[str, Any]) -> Path:
+        target = body.get("target")
+        if not isinstance(target, str) or not target.strip():
+            raise InvalidRequest('a job needs "target": the path of a .py script or an .ipynb notebook, relative to the Jupyter root')
+        root = Path(self.settings["workbench_root_dir"]).resolve()
+        shown = repr(target if len(target) <= 120 else target[:117] + "...")
+        try:
+            path = (root / target).resolve()
+            if not path.is_relative_to(root):
+                raise InvalidRequest(f"target {shown} is outside the Jupyter root folder {root}")
+            if path.suffix not in JOB_KINDS:
+                raise InvalidRequest(f"target {shown} is neither a .py script nor an .ipynb notebook")
+            if not path.is_file():
+                raise InvalidRequest(f"target {shown} does not exist under the Jupyter root folder")
+        except (OSError, ValueError) as exc:
+            raise InvalidRequest(f"target {shown} is not a usable path: {exc}") from None
+        return path
+
+    @web.authenticated
+    async def post(self) -> None:
+        require_service("jobs")
+        body = self.json_body()
+        unknown = set(body) - JOB_FIELDS
+        if unknown:
+            raise InvalidRequest(f"unknown field(s) {sorted(unknown)} in a job; valid: {sorted(JOB_FIELDS)}")
+        path = self._target(body)
+        options: dict[str, Any] = {}
+        for name, kind in (("slice", (str, int, float)), ("name", str), ("framework", str), ("project", str), ("params", dict)):
+            if body.get(name) is not None:
+                if isinstance(body[name], bool) or not isinstance(body[name], kind):
+                    raise InvalidRequest(f'"{name}" has the wrong type: {body[name]!r}')
+                options[name] = body[name]
+        for name, minimum in (("priority", None), ("retries", 0)):
+            if name not in body:
+                continue
+            value = body[name]
+            if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+                at_least = "" if minimum is None else f" ≥ {minimum}"
+                raise InvalidRequest(f'"{name}" must be a whole number{at_least}; got {value!r}')
+            options[name] = value
+        if body.get("timeout_s") is not None:
+            t = body["timeout_s"]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+                raise InvalidRequest(f'"timeout_s" must be a number of seconds > 0; got {t!r}')
+            options["timeout"] = float(t)
+        if "profile" in body:
+            if not isinstance(body["profile"], bool):
+                raise InvalidRequest(f'"profile" must be true or false; got {body["profile"]!r}')
+            options["profile"] = body["profile"]
+        job = await self.call(self.wb.jobs.submit, str(path), owner=self.acting_user, cwd=str(path.parent), **options)
+        self.reply(job, status=201)
+
+
+class JobHandler(WorkbenchAPIHandler):
+    async def _owned(self, job_id: str) -> Any:
+        require_service("jobs")
+        job = await self.call(self.wb.jobs.get, job_id)
+        self.check_owner(job, "job", job_id)
+        return job
+
+    @web.authenticated
+    async def get(self, job_id: str) -> None:
+        self.reply(await self._owned(job_id))
+
+
+class JobCancelHandler(JobHandler):
+    @web.authenticated
+    async def post(self, job_id: str) -> None:
+        await self._owned(job_id)
+        self.reply(await self.call(self.wb.jobs.cancel, job_id, wait=False))
+
+
+TERMINAL_JOB_STATES = {"succeeded", "failed", "cancelled", "preempted"}
+LOG_CHUNK_BYTES = 256 * 1024
+
+
+class JobLogsHandler(JobHandler):
+    """`GET jobs/{id}/logs?offset=N`: the log from byte N, and the offset to ask for next.
+
+    A client follows a running job by asking again with `next_offset` until `done` is true.
+    """
+
+    @web.authenticated
+    async def get(self, job_id: str) -> None:
+        job = await self._owned(job_id)
+        offset = self.query_int("offset", 0)
+        text, next_offset = await self.call(read_log, getattr(job, "log_path", None), offset)
+        state = str(getattr(job, "state", ""))
+        self.reply({"id": job_id, "state": state, "offset": offset, "next_offset": next_offset, "text": text,
+                    "done": state in TERMINAL_JOB_STATES and next_offset >= _size(getattr(job, "log_path", None))})
+
+
+def _size(path: Any) -> int:
+    try:
+        return Path(path).stat().st_size if path else 0
+    except OSError:
+        return 0
+
+
+def read_log(path: Any, offset: int) -> tuple[str, int]:
+    if not path:
+        return "", offset
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read(LOG_CHUNK_BYTES)
+    except FileNotFoundError:
+        return "", offset
+    # never cut a UTF-8 character in two: hand back only whole characters
+    cut = len(chunk)
+    while cut > 0 and cut > len(chunk) - 4:
+        try:
+            chunk[:cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            cut -= 1
+    return chunk[:cut].decode("utf-8", errors="replace"), offset + cut
+
+
+# -- profiles and kernels ---------------------------------------------------------------------
+PROFILE_FIELDS = ("id", "name", "owner", "job_id", "device", "framework", "format", "created_at")
+
+
+class ProfilesHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        require_service("profiles")
+        everyone = self.wants_all()
+        profiles = await self.call(self.wb.profiles.list, owner=None if everyone else self.acting_user)
+        # the list stays light: a summary is one request per profile (profiles/{id}/summary)
+        self.reply({"profiles": [{k: getattr(p, k, None) for k in PROFILE_FIELDS} for p in profiles]})
+
+
+class ProfileSummaryHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self, profile_id: str) -> None:
+        require_service("profiles")
+        # by id only: the core also accepts a trace file path, which a REST caller must not name
+        profile = await self.call(self.wb.profiles.get, profile_id)
+        self.check_owner(profile, "profile", profile_id)
+        summary = await self.call(profile.summary)
+        self.reply({"id": profile_id, "name": profile.name, "summary": summary})
+
+
+KERNEL_FIELDS = ("name", "backend", "dtypes", "framework_name", "source", "summary", "bound", "check_shapes", "bench_shapes")
+
+
+class KernelsHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        require_service("kernels")
+        kernels = await self.call(self.wb.kernels.list)
+        self.reply({"kernels": [{k: getattr(spec, k, None) for k in KERNEL_FIELDS} for spec in kernels]})
+
+
+class KernelResultsHandler(WorkbenchAPIHandler):
+    """`GET kernels/results?kernel=softmax&limit=50`: stored check and benchmark results, newest first."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        require_service("kernels")
+        kernel = self.get_query_argument("kernel", None)
+        limit = self.query_int("limit", 50, minimum=1)
+        if limit > 1000:
+            raise InvalidRequest(f"limit={limit} is too large; at most 1000 results per request")
+        self.reply({"results": await self.call(self.wb.kernels.results, kernel=kernel, limit=limit)})
+
+
+class NotFoundHandler(WorkbenchAPIHandler):
+    @web.authenticated
+    async def get(self, *args: Any) -> None:
+        raise NotFound(
+            f"no such workbench API route: {self.request.method} {self.request.path}; "
+            f"see {self.base_url}workbench/api/openapi.json"
+        )
+
+    post = put = patch = delete = get
+
+
+def route_table() -> list[tuple[str, type[web.RequestHandler]]]:
+    """Patterns relative to `{base_url}workbench/api/`, most specific first."""
+    return [
+        (r"/?", InfoHandler),
+        (r"/openapi\.json", OpenAPIHandler),
+        (r"/devices", DevicesHandler),
+        (r"/slices", SlicesHandler),
+        (rf"/slices/{ID_RE}", SliceHandler),
+        (rf"/slices/{ID_RE}/renew", SliceRenewHandler),
+        (r"/jobs", JobsHandler),
+        (rf"/jobs/{ID_RE}", JobHandler),
+        (rf"/jobs/{ID_RE}/cancel", JobCancelHandler),
+        (rf"/jobs/{ID_RE}/logs", JobLogsHandler),
+        (r"/profiles", ProfilesHandler),
+        (rf"/profiles/{ID_RE}/summary", ProfileSummaryHandler),
+        (r"/kernels", KernelsHandler),
+        (r"/kernels/results", KernelResultsHandler),
+        (r"/.*", NotFoundHandler),
+    ]

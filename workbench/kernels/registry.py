@@ -1,0 +1,158 @@
+"""The kernel registry: the built-in kernels of the top-level `kernels/` folder and the user's own.
+
+The folder is never imported as a package named `kernels` (a PyPI package has that name): each
+module is loaded by path under a private name, `workbench._kernels.<op>`. An installed wheel
+ships the folder as `workbench/_kernels`; a source checkout has it at the repository's root.
+Loading a module imports neither triton nor jax: the kernels are built on first use, so that
+Triton's interpreter can still be switched on (it must be, before triton is imported).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from workbench.errors import InvalidRequest, NotFound
+
+BACKENDS = ("triton", "pallas")
+DTYPES = ("float32", "float16", "bfloat16")
+# torch.testing.assert_close's defaults (rtol, atol).
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float32": (1.3e-6, 1e-5),
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+}
+PRIVATE_PACKAGE = "workbench._kernels"
+
+
+def kernels_dir() -> Path:
+    """The folder holding the built-in kernel modules: the wheel's, else the checkout's."""
+    package_dir = Path(__file__).resolve().parent.parent
+    for candidate in (package_dir / "_kernels", package_dir.parent / "kernels"):
+        if candidate.is_dir() and any(candidate.glob("*.py")):
+            return candidate
+    raise NotFound(
+        f"no kernels folder: looked for {package_dir / '_kernels'} (installed wheel) and "
+        f"{package_dir.parent / 'kernels'} (source checkout)"
+    )
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in kernels_dir().glob("*.py") if not p.stem.startswith("_"))
+
+
+@cache
+def load_module(name: str) -> ModuleType:
+    """Load `kernels/<name>.py` by path as `workbench._kernels.<name>`."""
+    path = kernels_dir() / f"{name}.py"
+    if not path.is_file():
+        raise NotFound(f"no built-in kernel {name!r}; built-in kernels: {', '.join(builtin_names())}")
+    module_name = f"{PRIVATE_PACKAGE}.{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class KernelSpec:
+    """One implementation of one operation on one backend, with what the harness needs to judge it.
+
+    `build(interpret)` returns the callable (on torch tensors for triton, jax arrays for pallas);
+    `reference` is the PyTorch (triton) or jax.numpy (pallas) function it must match; `framework`
+    is the framework's own operation, the benchmark's baseline.
+    """
+
+    name: str
+    backend: str
+    build: Callable[[bool], Callable[..., Any]]
+    reference: Callable[..., Any]
+    make_inputs: Callable[..., tuple]
+    dtypes: tuple[str, ...] = DTYPES
+    check_shapes: dict[str, list[Shape]] = field(default_factory=dict)
+    bench_shapes: dict[str, list[Shape]] = field(default_factory=dict)
+    variants: tuple[dict[str, Any], ...] = ({},)
+    bench_variants: tuple[dict[str, Any], ...] | None = None
+    tolerances: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+    check_shape: Callable[..., str | None] | None = None
+    flops: Callable[..., int] | None = None
+    bytes_moved: Callable[..., int] | None = None
+    framework: Callable[..., Any] | None = None
+    framework_name: str | None = None
+    summary: str = ""
+    bound: str | None = None
+    source: str = "builtin"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.backend)
+
+    def tolerance(self, dtype: str) -> tuple[float, float, str | None]:
+        if dtype in self.tolerances:
+            rtol, atol, why = self.tolerances[dtype]
+            return rtol, atol, why
+        rtol, atol = DEFAULT_TOLERANCES[dtype]
+        return rtol, atol, None
+
+    def problem_with(self, shape: Shape, dtype: str, params: dict[str, Any]) -> str | None:
+        """Why (shape, dtype) cannot be run by this kernel, or None."""
+        if dtype not in DEFAULT_TOLERANCES:
+            return f"dtype {dtype!r} is not a dtype the harness knows; known: {', '.join(DEFAULT_TOLERANCES)}"
+        if dtype not in self.dtypes:
+            return f"dtype {dtype} is not supported; supported: {', '.join(self.dtypes)}"
+        if self.check_shape is not None:
+            return self.check_shape(tuple(shape), **params)
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "backend": self.backend, "summary": self.summary, "dtypes": list(self.dtypes),
+            "check_shapes": {k: [list(s) for s in v] for k, v in self.check_shapes.items()},
+            "variants": list(self.variants), "framework": self.framework_name, "bound": self.bound,
+            "source": self.source,
+        }
+
+
+def builtin_spec(name: str, backend: str) -> KernelSpec:
+    """The KernelSpec of a built-in kernel module for one backend."""
+    if backend not in BACKENDS:
+        raise InvalidRequest(f"backend {backend!r} is not known; backends: {', '.join(BACKENDS)}")
+    module = load_module(name)
+    torch_side = backend == "triton"
+    framework_names = getattr(module, "FRAMEWORK", {})
+    return KernelSpec(
+        name=module.NAME,
+        backend=backend,
+        build=(lambda interpret: module.triton_kernel()) if torch_side else (lambda interpret: module.pallas_kernel(interpret)),
+        reference=module.torch_reference if torch_side else module.jax_reference,
+        framework=getattr(module, "torch_framework" if torch_side else "jax_framework", None),
+        framework_name=framework_names.get("torch" if torch_side else "jax"),
+        make_inputs=module.make_inputs,
+        dtypes=tuple(module.DTYPES),
+        check_shapes={k: [tuple(s) for s in v] for k, v in module.CHECK_SHAPES.items()},
+        bench_shapes={k: [tuple(s) for s in v] for k, v in module.BENCH_SHAPES.items()},
+        variants=tuple(getattr(module, "VARIANTS", ({},))),
+        bench_variants=getattr(module, "BENCH_VARIANTS", None),
+        tolerances=dict(getattr(module, "TOLERANCES", {})),
+        check_shape=module.check_shape,
+        flops=module.flops,
+        bytes_moved=module.bytes_moved,
+        summary=module.SUMMARY,
+        bound=getattr(module, "BOUND", None),
+        source=f"builtin:{Path(module.__file__).name}",
+    )

@@ -1,0 +1,70 @@
+"""The roofline: what a kernel of a given arithmetic intensity can reach on a device of the catalog.
+
+attainable FLOP/s = min(peak FLOP/s of the dtype, intensity x memory bandwidth). Measured kernels
+(GPU benchmarks) are drawn as points at their achieved TFLOP/s; kernels without timings (checked
+in an interpreter) are drawn as markers on the roof at their intensity, i.e. their ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from workbench.errors import InvalidRequest
+
+# Representative sizes used to place each built-in kernel when no result is given.
+_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def roofline_points(service: Any, results: Iterable[Any] | None, *, dtype: str) -> list[dict[str, Any]]:
+    """(kernel, backend, intensity, achieved TFLOP/s or None) for each kernel or result."""
+    if results is not None:
+        return [
+            {"label": f"{r.kernel} ({r.backend}) {r.shape}", "intensity": r.arithmetic_intensity, "tflops": r.tflops}
+            for r in results if r.arithmetic_intensity
+        ]
+    points = []
+    for spec in service.list():
+        if spec.backend != "triton" or not spec.flops or not spec.bytes_moved:
+            continue
+        shapes = spec.bench_shapes.get("gpu") or spec.check_shapes.get("gpu") or []
+        variants = spec.bench_variants or spec.variants
+        for shape in shapes[:1]:
+            params = dict(variants[0])
+            intensity = spec.flops(shape, **params) / spec.bytes_moved(shape, _ITEMSIZE[dtype], **params)
+            label = f"{spec.name} {'x'.join(map(str, shape))}" + "".join(f" {k}={v}" for k, v in params.items())
+            points.append({"label": label, "intensity": intensity, "tflops": None})
+    return points
+
+
+def plot_roofline(service: Any, results: Iterable[Any] | None, *, device: str, dtype: str, ax: Any = None) -> Any:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from workbench.inventory.catalog import lookup
+    from workbench.kernels.harness import CATALOG_DTYPES
+
+    spec = lookup(device)
+    peak = spec.peak_flops_for(CATALOG_DTYPES.get(dtype, dtype))
+    bandwidth = spec.memory_bandwidth_bps
+    if not peak or not bandwidth:
+        raise InvalidRequest(f"the catalog has no {dtype} peak or memory bandwidth for {device!r}; try H100-80GB or A100-80GB")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    ridge = peak / bandwidth
+    intensities = np.logspace(-1, 4, 200)
+    ax.loglog(intensities, np.minimum(peak, intensities * bandwidth) / 1e12, color="black", lw=2,
+              label=f"{spec.name} {dtype}: {peak / 1e12:.0f} TFLOP/s, {bandwidth / 1e12:.2f} TB/s")
+    ax.axvline(ridge, color="grey", ls=":", lw=1)
+    for point in roofline_points(service, results, dtype=dtype):
+        roof = min(peak, point["intensity"] * bandwidth) / 1e12
+        if point["tflops"] is None:
+            ax.scatter([point["intensity"]], [roof], marker="v", s=50, label=f"{point['label']} (ceiling)")
+        else:
+            ax.scatter([point["intensity"]], [point["tflops"]], marker="o", s=50,
+                       label=f"{point['label']}: {point['tflops']:.1f} TFLOP/s ({point['tflops'] / roof:.0%} of roof)")
+    ax.set_xlabel("arithmetic intensity (FLOP / byte)")
+    ax.set_ylabel("TFLOP/s")
+    ax.set_title(f"Roofline of {spec.name} ({dtype}); ridge at {ridge:.0f} FLOP/byte")
+    ax.legend(fontsize=7, loc="lower right")
+    return ax.figure

@@ -1,0 +1,532 @@
+"""Read a trace file into one event table: Chrome/Kineto JSON (plain or gzip) and JAX/Perfetto JSON.
+
+Why this is fast: the file is decoded by msgspec into small typed structs that hold only the
+fields the analyses use (no dict per event, no `args` beyond the handful we read), the columns
+are built in one pass each, strings become categoricals through one interning dict, and the
+finished table is cached as Parquet beside the trace (or in the data directory when that folder
+is read-only), keyed by a hash of the trace's bytes, so a changed trace is never served stale.
+
+The event table's schema (stable; `SCHEMA_VERSION` changes when it does):
+
+=================  ========  =============================================================
+column             dtype     meaning
+=================  ========  =============================================================
+``ph``             category  Chrome phase: X (complete), i/I (instant), s/f (flow), M, ...
+``cat``            category  category (cpu_op, kernel, gpu_memcpy, ac2g, ...); NaN if none
+``name``           category  event name
+``pid``, ``tid``   int64     process / thread; non-numeric labels map to negative ids
+                             (their text is in ``meta["pid_labels"]`` / ``["tid_labels"]``)
+``ts_us``          float64   start, microseconds, as written in the file (NaN if missing)
+``dur_us``         float64   duration, microseconds (NaN if missing)
+``device``         int64     ``args.device`` (GPU events) or ``args["Device Id"]`` ([memory]
+                             instants), or N for uncategorized events of a JAX
+                             "/device:GPU:N" process; -1 if none
+``stream``         int64     ``args.stream`` (the tid on JAX device lanes); -1 if none
+``correlation``    int64     ``args.correlation`` (links a launch to its kernel); -1 if none
+``external_id``    int64     ``args["External id"]``; -1 if none
+``flow_id``        int64     ``id`` of flow events (s/f); -1 otherwise
+``bytes``          int64     ``args.bytes`` (memcpy/memset) or ``args.Bytes`` ([memory]); -1
+``mem_allocated``  int64     ``args["Total Allocated"]`` of [memory] instants; -1 otherwise
+``mem_reserved``   int64     ``args["Total Reserved"]`` of [memory] instants; -1 otherwise
+``grid``, ``block`` category  kernel launch geometry as "x,y,z"; NaN otherwise
+=================  ========  =============================================================
+
+Row order is the order of ``traceEvents`` in the file, so a row's index is its event index.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import math
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from workbench.errors import InvalidRequest, NotFound
+
+try:  # ISA-L's inflate is about twice as fast as zlib's; the same API, so zlib is the fallback
+    from isal import isal_zlib as _gzip
+except ImportError:  # pragma: no cover - isal is a dependency, but a wheel may be missing
+    _gzip = zlib  # type: ignore[assignment]
+
+SCHEMA_VERSION = 1
+CACHE_SUFFIX = ".wbcache.parquet"
+GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+
+
+class TraceError(InvalidRequest):
+    """A trace file cannot be read: not gzip, not JSON, no `traceEvents`, wrong field types."""
+
+
+# -- typed decoding ----------------------------------------------------------------------------
+_Num = int | float | None
+_IntOrStr = int | str | None
+
+
+class _Args(msgspec.Struct, gc=False):
+    device: _IntOrStr = None
+    stream: _IntOrStr = None
+    correlation: _IntOrStr = None
+    external_id: _IntOrStr = msgspec.field(default=None, name="External id")
+    grid: Any = None  # [x, y, z], or text such as "[1, 1, 1]" in some traces
+    block: Any = None
+    bytes: _Num = None
+    mem_bytes: _Num = msgspec.field(default=None, name="Bytes")
+    total_allocated: _Num = msgspec.field(default=None, name="Total Allocated")
+    total_reserved: _Num = msgspec.field(default=None, name="Total Reserved")
+    device_id: _IntOrStr = msgspec.field(default=None, name="Device Id")
+    name: Any = None  # process_name / thread_name metadata
+
+
+class _Event(msgspec.Struct, gc=False):
+    ph: str | None = None
+    cat: str | None = None
+    name: str | None = None
+    pid: _IntOrStr = None
+    tid: _IntOrStr = None
+    ts: _Num = None
+    dur: _Num = None
+    id: _IntOrStr = None
+    args: _Args | None = None
+
+
+class _Trace(msgspec.Struct, gc=False):
+    """The top level; the events stay raw JSON here and are decoded in chunks (`parse`)."""
+
+    traceEvents: list[msgspec.Raw] | None = None
+    baseTimeNanoseconds: _Num = None
+    displayTimeUnit: str | None = None
+    deviceProperties: list[Any] | None = None
+    distributedInfo: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_Trace)
+_ARRAY_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+_CHUNK_DECODER = msgspec.json.Decoder(list[_Event])
+
+
+@dataclass
+class EventColumns:
+    """The decoded trace as numpy columns plus what the file says about itself."""
+
+    columns: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.columns["ts_us"])
+
+
+# -- reading the bytes -------------------------------------------------------------------------
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"trace file {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise TraceError(f"{str(p)!r} is a folder, not a trace file (give the .json or .json.gz file)") from None
+    except OSError as exc:
+        raise TraceError(f"cannot read trace file {str(p)!r}: {exc.strerror}") from None
+
+
+def decompress(raw: bytes, label: str) -> bytes:
+    """The JSON text of a trace: gunzipped when the bytes are gzip, as they are otherwise."""
+    if not raw:
+        raise TraceError(f"{label} is empty (0 bytes); expected Chrome trace JSON, plain or gzip")
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        d = _gzip.decompressobj(wbits=31)
+        out = d.decompress(raw)
+        if not d.eof:
+            raise TraceError(f"{label} is a truncated gzip file (the stream ends early); re-copy or re-capture it")
+        while d.unused_data:  # concatenated gzip members
+            rest = d.unused_data
+            d = _gzip.decompressobj(wbits=31)
+            out += d.decompress(rest)
+            if not d.eof:
+                raise TraceError(f"{label} is a truncated gzip file (the stream ends early); re-copy or re-capture it")
+        return out
+    except _gzip.error as exc:
+        raise TraceError(f"{label} is not a valid gzip file ({exc})") from None
+
+
+def _decode(data: bytes, label: str) -> _Trace:
+    head = data[:64].lstrip()
+    if not head:
+        raise TraceError(f"{label} holds no JSON (only whitespace)")
+    try:
+        if head[:1] == b"[":
+            try:
+                return _Trace(traceEvents=_ARRAY_DECODER.decode(data))
+            except msgspec.DecodeError:
+                # The Chrome format allows an unterminated JSON array (a trace cut while writing).
+                return _Trace(traceEvents=_ARRAY_DECODER.decode(data.rstrip().rstrip(b",") + b"]"))
+        if head[:1] != b"{":
+            raise TraceError(f"{label} is not JSON (starts with {data[:20]!r}); expected a Chrome trace object with traceEvents")
+        return _DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise TraceError(f"{label}: a top-level field has the wrong type: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise TraceError(f"{label} is not valid JSON ({exc})") from None
+
+
+def _decode_chunk(raws: list[msgspec.Raw], offset: int, label: str) -> list[_Event]:
+    try:
+        return _CHUNK_DECODER.decode(b"[" + b",".join(raws) + b"]")
+    except msgspec.ValidationError as exc:
+        where = re.sub(r"\$\[(\d+)\]", lambda m: f"$.traceEvents[{offset + int(m.group(1))}]", str(exc))
+        raise TraceError(f"{label}: an event has a field of the wrong type: {where}") from None
+
+
+# -- building columns --------------------------------------------------------------------------
+def _factor(events: list[Any], getter: Any) -> tuple[np.ndarray, list[Any]]:
+    """Codes and distinct values of one field: two C-level passes (a dict of the distinct
+    values, then a lookup per event), no Python loop per event. None gets code -1."""
+    table = dict.fromkeys(map(getter, events))
+    has_none = None in table
+    table.pop(None, None)
+    for i, key in enumerate(table):
+        table[key] = i
+    if has_none:
+        table[None] = -1
+    codes = np.fromiter(map(table.__getitem__, map(getter, events)), dtype=np.int32, count=len(events))
+    if has_none:
+        del table[None]
+    return codes, list(table)
+
+
+def _intern(values: Any) -> tuple[np.ndarray, list[str]]:
+    table: dict[str, int] = {None: -1}  # type: ignore[dict-item]
+    setdefault = table.setdefault
+    codes = [setdefault(v, len(table) - 1) for v in values]
+    del table[None]  # type: ignore[arg-type]
+    return np.array(codes, dtype=np.int32), list(table)
+
+
+def _as_int(v: Any, default: int = -1) -> int:
+    if v is None:
+        return default
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return int(v) if math.isfinite(v) else default
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _ints(values: list[Any]) -> np.ndarray:
+    """Integers (None and non-numeric text as -1); numpy's C loop when values are numbers or None."""
+    try:
+        as_float = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array([v if type(v) is int else _as_int(v) for v in values], dtype=np.int64)
+    if not len(as_float) or np.abs(as_float[np.isfinite(as_float)]).max(initial=0) < 2**53:
+        return np.where(np.isfinite(as_float), as_float, -1).astype(np.int64)
+    return np.array([v if type(v) is int else _as_int(v) for v in values], dtype=np.int64)
+
+
+def _id_column(events: list[Any], getter: Any, labels: dict[int, str]) -> np.ndarray:
+    """pid/tid per event: numpy's C loop when all are integers; else (text, missing) convert
+    the few distinct values and index them by code."""
+    if set(map(type, map(getter, events))) <= {int}:
+        try:
+            return np.fromiter(map(getter, events), dtype=np.int64, count=len(events))
+        except OverflowError:
+            pass
+    codes, uniq = _factor(events, getter)
+    ids = _ids(uniq, labels) if uniq else np.zeros(0, dtype=np.int64)
+    return np.append(ids, 0)[codes]  # code -1 (missing) -> 0
+
+
+def _ids(values: list[Any], labels: dict[int, str]) -> np.ndarray:
+    """pid/tid: integers as they are; numeric strings parsed; other text gets a negative id."""
+    odd = [i for i, v in enumerate(values) if type(v) is not int]
+    if not odd:
+        return np.array(values, dtype=np.int64)
+    if len(odd) < len(values) // 2:
+        out = np.array([0 if type(v) is not int else v for v in values], dtype=np.int64)
+        out[odd] = _ids([values[i] for i in odd], labels)
+        return out
+    by_text: dict[str, int] = {v: k for k, v in labels.items()}
+    out = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        if type(v) is int:
+            out[i] = v
+        elif v is None:
+            out[i] = 0
+        else:
+            n = _as_int(v, default=None)  # type: ignore[arg-type]
+            if n is None:
+                text = str(v)
+                if text not in by_text:
+                    by_text[text] = -(len(by_text) + 1)
+                    labels[by_text[text]] = text
+                n = by_text[text]
+            out[i] = n
+    return out
+
+
+def _floats(values: list[Any]) -> tuple[np.ndarray, bool]:
+    """The values as float64 (None as NaN), and whether any was not an integer in the JSON
+    (what makes pandas, and so HolisticTraceAnalysis, treat the column as float)."""
+    fast = np.array(values)
+    if fast.dtype == np.int64:
+        return fast.astype(np.float64), False
+    if fast.dtype == np.float64:
+        return fast, True
+    nan = math.nan
+    return np.array([nan if v is None else v for v in values], dtype=np.float64), True
+
+
+def _float_column(events: list[Any], getter: Any) -> tuple[np.ndarray, bool]:
+    """`_floats` of one field, with numpy's C loop when every value is an integer."""
+    kinds = set(map(type, map(getter, events)))
+    if kinds <= {int, float} and len(events):
+        return np.fromiter(map(getter, events), dtype=np.float64, count=len(events)), float in kinds
+    return _floats(list(map(getter, events)))
+
+
+def _geometry_codes(values: list[Any]) -> tuple[np.ndarray, list[str]]:
+    """Launch geometries ([x, y, z] lists, or text) as codes of "x,y,z" categories."""
+    keys = [tuple(v) if type(v) is list else v for v in values]
+    codes, uniq = _intern(keys)
+    return codes, [_geometry(list(u) if type(u) is tuple else u) for u in uniq]
+
+
+def _geometry(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, list | tuple):
+        return ",".join(str(x) for x in v)
+    return str(v).strip("[]() ").replace(" ", "")
+
+
+_CATEGORICAL = ("ph", "cat", "name", "grid", "block")
+CHUNK_EVENTS = 16384  # decode this many events at a time: peak memory stays a fraction of the text
+
+
+@dataclass
+class _State:
+    """What persists across chunks: id labels, metadata names, whether any ts was a float."""
+
+    pid_labels: dict[int, str] = field(default_factory=dict)
+    tid_labels: dict[int, str] = field(default_factory=dict)
+    process_names: dict[int, str] = field(default_factory=dict)
+    thread_names: dict[str, str] = field(default_factory=dict)
+    ts_is_float: bool = False
+
+
+def _chunk_columns(events: list[_Event], state: _State) -> dict[str, Any]:
+    """Columns of one chunk of events (categoricals with chunk-local categories)."""
+    n = len(events)
+
+    def field_(name: str) -> list[Any]:
+        return list(map(attrgetter(name), events))
+
+    pid = _id_column(events, attrgetter("pid"), state.pid_labels)
+    tid = _id_column(events, attrgetter("tid"), state.tid_labels)
+    ts, ts_is_float = _float_column(events, attrgetter("ts"))
+    state.ts_is_float |= ts_is_float
+    dur, _ = _float_column(events, attrgetter("dur"))
+
+    flow_id = np.full(n, -1, dtype=np.int64)
+    ids = list(map(attrgetter("id"), events))
+    flows = [i for i, v in enumerate(ids) if v is not None and events[i].ph in ("s", "f", "t")]
+    if flows:
+        flow_id[flows] = _ints([ids[i] for i in flows])
+    del ids
+
+    # Only events with args carry the rest; each column is one pass over those.
+    all_args = list(map(attrgetter("args"), events))
+    rows_list = [i for i, a in enumerate(all_args) if a is not None]
+    args = [all_args[i] for i in rows_list]
+    del all_args
+    rows = np.array(rows_list, dtype=np.int64)
+
+    def column(name: str, fallback: str | None = None) -> np.ndarray:
+        out = np.full(n, -1, dtype=np.int64)
+        values = _ints(list(map(attrgetter(name), args)))
+        if fallback is not None:
+            values = np.where(values == -1, _ints(list(map(attrgetter(fallback), args))), values)
+        out[rows] = values
+        return out
+
+    grids = list(map(attrgetter("grid"), args))
+    launched = [i for i, g in enumerate(grids) if g is not None]
+    grid_codes = np.full(n, -1, dtype=np.int32)
+    block_codes = np.full(n, -1, dtype=np.int32)
+    grid_cats: list[str] = []
+    block_cats: list[str] = []
+    if launched:
+        at = rows[launched]
+        grid_codes[at], grid_cats = _geometry_codes([grids[i] for i in launched])
+        block_codes[at], block_cats = _geometry_codes([args[i].block for i in launched])
+    for i, a in zip(rows_list, args, strict=True):
+        if a.name is not None and isinstance(a.name, str) and events[i].ph == "M":
+            if events[i].name == "process_name":
+                state.process_names[int(pid[i])] = a.name
+            elif events[i].name == "thread_name":
+                state.thread_names[f"{int(pid[i])}:{int(tid[i])}"] = a.name
+
+    return {
+        "ph": _factor(events, attrgetter("ph")),
+        "cat": _factor(events, attrgetter("cat")),
+        "name": _factor(events, attrgetter("name")),
+        "pid": pid,
+        "tid": tid,
+        "ts_us": ts,
+        "dur_us": dur,
+        "device": column("device", "device_id"),
+        "stream": column("stream"),
+        "correlation": column("correlation"),
+        "external_id": column("external_id"),
+        "flow_id": flow_id,
+        "bytes": column("bytes", "mem_bytes"),
+        "mem_allocated": column("total_allocated"),
+        "mem_reserved": column("total_reserved"),
+        "grid": (grid_codes, grid_cats),
+        "block": (block_codes, block_cats),
+    }
+
+
+def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One set of columns from the chunks': categoricals re-coded onto shared categories."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, Any] = {}
+    for name in parts[0]:
+        if name in _CATEGORICAL:
+            table: dict[str, int] = {}
+            coded = []
+            for part in parts:
+                codes, cats = part[name]
+                remap = np.array([table.setdefault(c, len(table)) for c in cats] + [-1], dtype=np.int32)
+                coded.append(remap[codes])  # code -1 picks the trailing -1
+            out[name] = (np.concatenate(coded), list(table))
+        else:
+            out[name] = np.concatenate([part[name] for part in parts])
+    return out
+
+
+_DEVICE_LANE = re.compile(r"^/device:(GPU|TPU):(\d+)")
+
+
+def _mark_device_lanes(columns: dict[str, Any], process_names: dict[int, str]) -> None:
+    """JAX/XLA traces put device work in processes named "/device:GPU:N" with no category:
+    give those complete events `device` N and their thread as `stream`, so the GPU analyses
+    (not the Kineto-defined summary) see them."""
+    lanes = {pid: int(m.group(2)) for pid, name in process_names.items() if (m := _DEVICE_LANE.match(name))}
+    if not lanes:
+        return
+    ph_codes, ph_cats = columns["ph"]
+    if "X" not in ph_cats:
+        return
+    pid = columns["pid"]
+    rows = np.isin(pid, list(lanes)) & (ph_codes == ph_cats.index("X")) & (columns["cat"][0] < 0)
+    columns["device"][rows] = np.array([lanes[p] for p in pid[rows].tolist()], dtype=np.int64)
+    columns["stream"][rows] = columns["tid"][rows]
+
+
+def build_columns(trace: _Trace, parts: list[dict[str, Any]], state: _State) -> EventColumns:
+    columns = _combine(parts) if parts else _chunk_columns([], state)
+    _mark_device_lanes(columns, state.process_names)
+    n = len(columns["ts_us"])
+    device_names = []
+    for p in trace.deviceProperties or []:
+        if isinstance(p, dict) and "name" in p:
+            device_names.append(str(p["name"]))
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "events": n,
+        "ts_is_float": bool(state.ts_is_float),
+        "base_time_ns": None if trace.baseTimeNanoseconds is None else int(trace.baseTimeNanoseconds),
+        "display_time_unit": trace.displayTimeUnit,
+        "device_names": device_names,
+        "vendor": _vendor(device_names, state.process_names),
+        "process_names": {str(k): v for k, v in state.process_names.items()},
+        "thread_names": state.thread_names,
+        "pid_labels": {str(k): v for k, v in state.pid_labels.items()},
+        "tid_labels": {str(k): v for k, v in state.tid_labels.items()},
+        "format": _format(columns["cat"][1], state.process_names),
+    }
+    return EventColumns(columns=columns, meta=meta)
+
+
+def _vendor(device_names: list[str], process_names: dict[int, str]) -> str | None:
+    text = " ".join(device_names + list(process_names.values())).lower()
+    if any(k in text for k in ("nvidia", "tesla", "geforce", "a100", "h100", "v100")):
+        return "nvidia"
+    if any(k in text for k in ("amd", "instinct", "radeon", "mi250", "mi300", "gfx")):
+        return "amd"
+    if "/device:tpu" in text or "tpu" in text.split():
+        return "google"
+    return None
+
+
+def _format(cats: list[str], process_names: dict[int, str]) -> str:
+    if any(c in ("cpu_op", "kernel", "cuda_runtime", "user_annotation", "python_function") for c in cats):
+        return "kineto"
+    if any(v.startswith(("/host:", "/device:")) for v in process_names.values()):
+        return "jax"
+    return "chrome"
+
+
+def parse(data: bytes | list[bytes], label: str) -> EventColumns:
+    """Decode trace JSON text into columns. Raises `TraceError` with what is wrong and where.
+
+    The events are decoded `CHUNK_EVENTS` at a time into typed structs, turned into columns
+    and dropped, so only one chunk of Python objects is alive at once. Pass the text inside a
+    one-item list to hand it over: it is released once the last chunk is decoded."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # a 100k-event decode allocates many small objects; collection passes only cost
+    try:
+        text = data[0] if isinstance(data, list) else data
+        if isinstance(data, list):
+            data.clear()
+        trace = _decode(text, label)
+        del text
+        raws = trace.traceEvents
+        if raws is None:
+            raise TraceError(f"{label} is JSON but has no 'traceEvents' list; is it a Chrome/Kineto trace?")
+        trace.traceEvents = None
+        state = _State()
+        parts = []
+        for offset in range(0, len(raws), CHUNK_EVENTS):
+            events = _decode_chunk(raws[offset : offset + CHUNK_EVENTS], offset, label)
+            parts.append(_chunk_columns(events, state))
+            del events
+        del raws
+        return build_columns(trace, parts, state)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# -- cache --------------------------------------------------------------------------------------
+def content_key(raw: bytes) -> str:
+    return hashlib.blake2b(raw, digest_size=8).hexdigest() + f"v{SCHEMA_VERSION}"
+
+
+def cache_path_for(trace_path: Path, key: str, fallback_dir: Path | None) -> Path:
+    """Beside the trace when its folder is writable, else in `fallback_dir`."""
+    name = f"{trace_path.name}.{key}{CACHE_SUFFIX}"
+    if os.access(trace_path.parent, os.W_OK):
+        return trace_path.parent / name
+    if fallback_dir is None:
+        from workbench.config import load_settings
+
+        fallback_dir = load_settings().home / "cache" / "profiles"
+    return Path(fallback_dir) / name

@@ -1,0 +1,183 @@
+"""`Lease`: what a caller holds — part of a device, for an owner, until it expires."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.slices.service import SliceService
+    from workbench.store.models.slices import LeaseRow
+
+LIVE_STATES = ("active", "idle")
+WAITING_STATES = ("queued",)
+ENDED_STATES = ("released", "expired", "preempted", "reclaimed")
+
+
+@dataclass
+class Lease:
+    """A slice lease. `env` is what the slice's processes must get before importing a framework."""
+
+    id: str
+    owner: str
+    project: str
+    kind: str  # mig | fraction | whole | cpu
+    state: str  # queued | active | idle | released | expired | preempted | reclaimed
+    node: str | None
+    device_keys: list[str]
+    profile: str | None
+    mig_start: int | None
+    gpu_milli: int
+    cpu_milli: int
+    memory_bytes: int
+    priority: int
+    env: dict[str, str]
+    reason: str | None
+    queue_position: int | None
+    created_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    spec: str = ""
+    ttl_s: float = 0.0
+    granted_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    idle_at: dt.datetime | None = None
+    _service: SliceService | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_row(cls, row: LeaseRow, service: SliceService | None = None) -> Lease:
+        return cls(
+            id=row.id, owner=row.owner, project=row.project, kind=row.kind, state=row.state, node=row.node,
+            device_keys=list(row.device_keys or []), profile=row.profile, mig_start=row.mig_start,
+            gpu_milli=row.gpu_milli, cpu_milli=row.cpu_milli, memory_bytes=row.memory_bytes,
+            priority=row.priority, env={str(k): str(v) for k, v in (row.env or {}).items()}, reason=row.reason,
+            queue_position=row.queue_position, created_at=_aware(row.created_at), expires_at=_aware(row.expires_at),
+            spec=str((row.request or {}).get("spec", "")), ttl_s=row.ttl_s, granted_at=_aware(row.granted_at),
+            ended_at=_aware(row.ended_at), idle_at=_aware(row.idle_at), _service=service,
+        )
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        """Holding capacity now (active or idle)."""
+        return self.state in LIVE_STATES
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED_STATES
+
+    @property
+    def gpus(self) -> float:
+        """GPU capacity held, in whole-GPU units (a 3g of 7 compute slices counts 3/7)."""
+        return self.gpu_milli * max(len(self.device_keys), 1) / 1000 if self.kind != "cpu" else 0.0
+
+    @property
+    def cpu_cores(self) -> float:
+        return self.cpu_milli / 1000
+
+    def _svc(self) -> SliceService:
+        if self._service is None:
+            raise RuntimeError("this Lease is detached from a SliceService; use wb.slices.get(lease_id)")
+        return self._service
+
+    def _update(self, other: Lease) -> Lease:
+        for f in fields(self):
+            setattr(self, f.name, getattr(other, f.name))
+        return self
+
+    def refresh(self) -> Lease:
+        """Re-read this lease from the store (state, queue position, reason)."""
+        return self._update(self._svc().get(self.id))
+
+    def renew(self) -> Lease:
+        """Heartbeat: push the expiry one TTL ahead."""
+        return self._update(self._svc().renew(self.id))
+
+    def release(self) -> Lease:
+        """Give the capacity back (idempotent)."""
+        return self._update(self._svc().release(self.id))
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def as_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        for key, value in data.items():
+            if isinstance(value, dt.datetime):
+                data[key] = value.isoformat()
+        return data
+
+    # -- display ------------------------------------------------------------------------------
+    def describe(self) -> str:
+        """What is held, in words: `1g.10gb @ h100-0/3 (start 2)`, `0.25 GPU of h100-0/1`, `2 CPU cores`."""
+        where = ", ".join(self.device_keys) or "–"
+        if self.kind == "mig":
+            return f"{self.profile} @ {where}" + (f" (start {self.mig_start})" if self.mig_start is not None else "")
+        if self.kind == "fraction":
+            return f"{self.gpu_milli / 1000:g} GPU of {where}"
+        if self.kind == "whole":
+            return f"{len(self.device_keys) or '?'} whole GPU(s): {where}"
+        return f"{self.cpu_milli / 1000:g} CPU core(s) on {self.node or '–'}"
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.state == "queued":
+            extra = f" position={self.queue_position}"
+        if self.reason and self.state != "active":
+            extra += f" reason={self.reason!r}"
+        held = self.spec if self.state == "queued" else self.describe()
+        return f"<Lease {self.id} {self.state} {held} owner={self.owner}{extra}>"
+
+    def _repr_html_(self) -> str:
+        colors = {"active": "#2e7d32", "idle": "#ef6c00", "queued": "#1565c0"}
+        color = colors.get(self.state, "#616161")
+        rows: list[tuple[str, str]] = [
+            ("slice", self.describe() if self.state != "queued" else f"{self.spec} (waiting)"),
+            ("owner / project", f"{self.owner} / {self.project}"),
+            ("priority", str(self.priority)),
+        ]
+        if self.state == "queued":
+            rows.append(("queue position", str(self.queue_position)))
+        if self.reason:
+            rows.append(("reason", self.reason))
+        if self.expires_at and self.live:
+            rows.append(("expires", self.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC") + " unless renewed"))
+        if self.env:
+            rows.append(("environment", " ".join(f"{k}={v}" for k, v in sorted(self.env.items()))))
+        body = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return (
+            f"<div class='workbench-lease'><b>Lease {html.escape(self.id)}</b> "
+            f"<span style='color:white;background:{color};padding:0 .4em;border-radius:3px'>{html.escape(self.state)}</span>"
+            f"<table>{body}</table></div>"
+        )
+
+
+class LeaseList(list):  # type: ignore[type-arg]
+    """A list of leases that shows as a table in notebooks."""
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("id", "owner", "state", "slice", "priority", "expires / reason"))
+        rows = []
+        for lease in self:
+            note = lease.reason if lease.state != "active" and lease.reason else (
+                lease.expires_at.strftime("%H:%M:%S") if lease.expires_at else "")
+            cells = (lease.id, lease.owner, lease.state, lease.describe() if lease.state != "queued" else lease.spec,
+                     str(lease.priority), note or "")
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        if not rows:
+            return "<div class='workbench-leases'><i>no leases</i></div>"
+        return f"<div class='workbench-leases'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes; every time the workbench stores is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value

@@ -1,0 +1,955 @@
+"""`SliceService` (`wb.slices`): requests, leases, the queue, quotas, fair share, preemption, idle reclaim.
+
+Every decision runs inside `store.immediate()`, the allocation lock: one transaction expires stale
+leases, reads what is held, decides (the pure engine in `placement` and the MIG planner in `mig`)
+and writes the result, so two processes never hand out the same capacity and a failed request
+leaves nothing behind. The capacity comes from `wb.devices()` (this machine, or a declared fleet).
+
+Scheduling pass (run on every request, release and while a caller waits): queued requests are
+taken in order of priority (high first), then the owner's dominant share of the fleet (dominant
+resource fairness: the owner holding the smallest share of their most-used resource goes first),
+then age. Each is checked against its owner's and project's quotas, then placed; if it does not
+fit, lower-priority leases that have run at least `preempt_min_runtime_s` may be preempted, and
+idle leases past their grace period reclaimed. What stays queued gets its position and reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from workbench.inventory.catalog import lookup
+from workbench.inventory.devices import Device, Inventory
+from workbench.slices.lease import LIVE_STATES, Lease, LeaseList, _aware
+from workbench.slices.placement import (
+    DEFAULT_POLICY,
+    FULL,
+    ClusterState,
+    Task,
+    make_policy,
+)
+from workbench.slices.spec import SliceSpec, parse_memory, parse_spec
+from workbench.store.models.base import new_id, utcnow
+from workbench.store.models.slices import LeaseEventRow, LeaseRow
+
+MIB = 1024**2
+UsageProbe = Callable[["SliceService", Lease], "dict[str, Any] | None"]
+
+
+@dataclass
+class Placement:
+    """Where a request goes; what the lease row records."""
+
+    node: str
+    device_keys: list[str]
+    gpu_milli: int
+    cpu_milli: int
+    memory_bytes: int
+    profile: str | None = None
+    mig_start: int | None = None
+    host_memory_mib: int = 0
+
+
+class Book:
+    """The capacity left, given the live leases: an engine state plus MIG occupancy and usage totals."""
+
+    def __init__(self, svc: SliceService, live: Iterable[LeaseRow]) -> None:
+        self.svc = svc
+        self.inv = svc.inventory
+        self.state = svc._base_state().copy()
+        self.mig_used: dict[str, list[tuple[str, int]]] = {}
+        self.usage: dict[tuple[str, str], list[float]] = {}  # ("user"|"project", name) -> [gpus, cpus, mem]
+        self.rows: list[LeaseRow] = []
+        for row in live:
+            self.add(row)
+        svc._workload = [_task_of(row) for row in self.rows]
+
+    # -- accounting ---------------------------------------------------------------------------
+    def _apply(self, row: LeaseRow, sign: int) -> None:
+        svc = self.svc
+        n = svc._node_index.get(row.node or "")
+        host_mib = int((row.usage or {}).get("_host_memory_mib", 0)) if row.kind != "cpu" else row.memory_bytes // MIB
+        if n is not None:
+            self.state.cpu_free[n] -= sign * row.cpu_milli
+            self.state.mem_free[n] -= sign * host_mib
+            if row.kind in ("whole", "fraction"):
+                for key in row.device_keys or []:
+                    col = svc._gpu_column.get(key)
+                    if col is not None:
+                        self.state.gpu_free[n, col] -= sign * row.gpu_milli
+            self.state._refresh(n)
+        if row.kind == "mig" and row.device_keys:
+            used = self.mig_used.setdefault(row.device_keys[0], [])
+            item = (row.profile or "", int(row.mig_start or 0))
+            if sign > 0:
+                used.append(item)
+            elif item in used:
+                used.remove(item)
+        gpus = row.gpu_milli * len(row.device_keys or []) / FULL if row.kind != "cpu" else 0.0
+        mem = row.memory_bytes if row.kind == "cpu" else host_mib * MIB
+        for key in (("user", row.owner), ("project", row.project)):
+            totals = self.usage.setdefault(key, [0.0, 0.0, 0.0])
+            totals[0] += sign * gpus
+            totals[1] += sign * row.cpu_milli / 1000
+            totals[2] += sign * mem
+
+    def add(self, row: LeaseRow) -> None:
+        self._apply(row, +1)
+        self.rows.append(row)
+
+    def remove(self, row: LeaseRow) -> None:
+        self._apply(row, -1)
+        self.rows.remove(row)
+
+    def dominant_share(self, owner: str) -> float:
+        gpus, cpus, mem = self.usage.get(("user", owner), [0.0, 0.0, 0.0])
+        total_gpus = max(self.inv.gpu_count, 1)
+        total_cpus = max(sum(n.cpu_milli for n in self.inv.nodes) / 1000, 1e-9)
+        total_mem = max(sum(n.memory_mib for n in self.inv.nodes) * MIB, 1)
+        return max(gpus / total_gpus, cpus / total_cpus, mem / total_mem)
+
+    # -- quotas -------------------------------------------------------------------------------
+    def quota_block(self, owner: str, project: str, gpus: float, cpus: float) -> str | None:
+        """Why this request would exceed a quota now (with the numbers), or None."""
+        for scope, name in (("user", owner), ("project", project)):
+            limits = self.svc._quota(scope, name)
+            held = self.usage.get((scope, name), [0.0, 0.0, 0.0])
+            for resource, need, have in (("gpus", gpus, held[0]), ("cpus", cpus, held[1])):
+                limit = limits.get(resource)
+                if limit is not None and need > 0 and have + need > limit + 1e-9:
+                    unit = "GPUs" if resource == "gpus" else "CPU cores"
+                    return (
+                        f"quota exceeded: {scope} {name} holds {have:g} of {limit:g} {unit}; "
+                        f"this request needs {need:g} more"
+                    )
+        return None
+
+    # -- placement ----------------------------------------------------------------------------
+    def place(self, req: Request) -> Placement | None:
+        if req.spec.kind == "mig":
+            return self._place_mig(req)
+        for task, model in req.tasks(self.svc):
+            choice = self.svc._policy(req.policy, task).choose(self.state, task) if self._fits_somewhere(task) else None
+            if choice is None:
+                continue
+            n, gpus = choice
+            return self._placement(req, task, n, gpus, model)
+        return None
+
+    def _fits_somewhere(self, task: Task) -> bool:
+        return bool(self.state.feasible(task).any())
+
+    def _placement(self, req: Request, task: Task, n: int, gpus: Sequence[int], model: Device | None) -> Placement:
+        node = self.inv.nodes[n]
+        if req.node and node.name != req.node:
+            raise AssertionError("node constraint violated")
+        if req.spec.kind == "cpu":
+            return Placement(node.name, [f"{node.name}/cpu"], 0, task.cpu_milli, task.memory_mib * MIB)
+        devices = [node.gpus[g] for g in gpus]
+        keys = [d.key for d in devices]
+        if req.spec.kind == "whole":
+            memory = sum(d.memory_bytes or 0 for d in devices)
+        else:
+            dev_mem = devices[0].memory_bytes or 0
+            memory = req.spec.gpu_memory_bytes or dev_mem * task.gpu_milli // FULL
+        return Placement(node.name, keys, task.gpu_milli if task.shares_gpu else FULL, task.cpu_milli, memory,
+                         host_memory_mib=task.memory_mib)
+
+    def _place_mig(self, req: Request) -> Placement | None:
+        from workbench.slices.mig import plan_mig
+
+        best: tuple[int, Device, Any] | None = None
+        for device in self.svc._mig_devices(req):
+            if req.node and device.node != req.node:
+                continue
+            n = self.svc._node_index[device.node]
+            if self.state.cpu_free[n] < req.cpu_milli or self.state.mem_free[n] < req.host_memory_mib:
+                continue
+            used = self.mig_used.get(device.key, [])
+            profile = device.spec.mig_profile(req.spec.profile or "")
+            assert profile is not None
+            if device.mig_instances:
+                # Instances that exist (discovered, or declared in the fleet): lease a free one.
+                taken = {(p, s) for p, s in used}
+                free = [i for i in device.mig_instances if i.profile == profile.name and (i.profile, i.start) not in taken]
+                if not free:
+                    continue
+                start = free[0].start
+            else:
+                plan = plan_mig(device.model, [profile.name], [f"{p}@{s}" for p, s in used])
+                if not plan.feasible:
+                    continue
+                start = plan.placements[0].start
+            used_slices = sum((device.spec.mig_profile(p).memory_slices if device.spec.mig_profile(p) else 0) for p, _ in used)
+            # Best fit: the GPU already holding the most, so empty GPUs stay whole for big profiles.
+            if best is None or used_slices > best[0]:
+                best = (used_slices, device, start)
+        if best is None:
+            return None
+        _, device, start = best
+        profile = device.spec.mig_profile(req.spec.profile or "")
+        assert profile is not None
+        return Placement(
+            device.node, [device.key], round(FULL * profile.compute_slices / 7), req.cpu_milli,
+            profile.memory_bytes, profile.name, start, host_memory_mib=req.host_memory_mib,
+        )
+
+    def why_not(self, req: Request) -> str:
+        if req.spec.kind == "mig":
+            devices = self.svc._mig_devices(req)
+            return f"busy: no free room for {req.spec.profile} on the {len(devices)} MIG GPU(s) that offer it"
+        tasks = req.tasks(self.svc)
+        return self.state.why_not(tasks[0][0]) if tasks else "no device matches this request"
+
+
+@dataclass
+class Request:
+    """A request as stored in a lease row's `request` column, parsed."""
+
+    spec: SliceSpec
+    models: tuple[str, ...] = ()
+    min_memory_bytes: int | None = None
+    node: str | None = None
+    policy: str | None = None
+    cpu_milli: int = 0
+    host_memory_mib: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Request:
+        return cls(
+            spec=parse_spec(data["spec"]), models=tuple(data.get("models") or ()),
+            min_memory_bytes=data.get("min_memory_bytes"), node=data.get("node"), policy=data.get("policy"),
+            cpu_milli=int(data.get("cpu_milli") or 0), host_memory_mib=int(data.get("host_memory_mib") or 0),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.text, "models": list(self.models), "min_memory_bytes": self.min_memory_bytes,
+            "node": self.node, "policy": self.policy, "cpu_milli": self.cpu_milli, "host_memory_mib": self.host_memory_mib,
+        }
+
+    @property
+    def gpus(self) -> float:
+        """GPU-equivalents this request takes (for quotas), before placement."""
+        if self.spec.kind == "whole":
+            return float(self.spec.gpu_count)
+        if self.spec.kind == "fraction":
+            return self.spec.gpu_milli / FULL if self.spec.gpu_milli else 0.0
+        if self.spec.kind == "mig" and self.spec.profile:
+            return round(int(self.spec.profile.split("g.")[0]) / 7, 3)  # compute slices of 7
+        return 0.0
+
+    def tasks(self, svc: SliceService) -> list[tuple[Task, Device | None]]:
+        """Engine tasks to try, in order (one per GPU model for memory-sized fractions)."""
+        if self.spec.kind == "cpu":
+            node_mib = svc._cpu_memory_mib(self.spec.cpu_milli, self.node)
+            mem = self.host_memory_mib or node_mib
+            return [(Task("request", self.spec.cpu_milli, mem), None)]
+        models = svc._allowed_models(self)
+        if self.spec.kind == "whole":
+            return [(Task("request", self.cpu_milli, self.host_memory_mib, self.spec.gpu_count, FULL, tuple(models)), None)]
+        out: list[tuple[Task, Device | None]] = []
+        if self.spec.gpu_memory_bytes:
+            for model, device in sorted(models.items(), key=lambda kv: kv[1].memory_bytes or 0):
+                milli = math.ceil(self.spec.gpu_memory_bytes * FULL / (device.memory_bytes or 1))
+                if milli < FULL:
+                    out.append((Task("request", self.cpu_milli, self.host_memory_mib, 1, milli, (model,)), device))
+            return out
+        return [(Task("request", self.cpu_milli, self.host_memory_mib, 1, self.spec.gpu_milli, tuple(models)), None)]
+
+
+class SliceService:
+    """`wb.slices`: request, list, get, renew, release leases; plan MIG layouts."""
+
+    def __init__(
+        self,
+        wb: Any,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        usage_probe: UsageProbe | None = None,
+    ) -> None:
+        self.wb = wb
+        self._clock = clock
+        self._sleep = sleep
+        self._probe = usage_probe
+        self._inventory: Inventory | None = None
+        self._state: ClusterState | None = None
+        self._policies: dict[str, Any] = {}
+        self._cpu_samples: dict[str, float] = {}
+        self._workload: list[Task] = []
+        self._lock_file: Any = None
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    @contextlib.contextmanager
+    def _allocation(self) -> Iterator[Session]:
+        """`store.immediate()`, queued behind a file lock on SQLite.
+
+        SQLite's own busy handler polls with sleeps of up to 100 ms, so under contention most of
+        the time goes to sleeping; a blocking `flock` hands the lock over as soon as it is free.
+        The `BEGIN IMMEDIATE` inside stays the guarantee (other writers need not take the file lock).
+        """
+        store = self.wb.store
+        path = store.url.split("///", 1)[-1] if store.is_sqlite else ""
+        if not path or path == ":memory:":
+            with store.immediate() as s:
+                yield s
+            return
+        if self._lock_file is None:
+            self._lock_file = open(path + ".alloc.lock", "a")  # noqa: SIM115 - held for the service's life
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            with store.immediate() as s:
+                yield s
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def __repr__(self) -> str:
+        return f"<SliceService user={self.wb.user!r} devices={self.inventory!r}>"
+
+    # -- capacity -----------------------------------------------------------------------------
+    @property
+    def inventory(self) -> Inventory:
+        if self._inventory is None:
+            self._inventory = self.wb.devices()
+            self._node_index = {n.name: i for i, n in enumerate(self._inventory.nodes)}
+            self._gpu_column = {d.key: j for n in self._inventory.nodes for j, d in enumerate(n.gpus)}
+        return self._inventory
+
+    def _base_state(self) -> ClusterState:
+        """Free capacity with nothing leased. GPUs in MIG mode serve MIG profiles only."""
+        if self._state is None:
+            import numpy as np
+
+            inv = self.inventory
+            width = max([len(n.gpus) for n in inv.nodes] + [1])
+            gpu = np.zeros((len(inv.nodes), width), dtype=np.int64)
+            for i, node in enumerate(inv.nodes):
+                for j, d in enumerate(node.gpus):
+                    gpu[i, j] = 0 if d.mig else FULL
+            models = [node.gpus[0].model if node.gpus else "cpu" for node in inv.nodes]
+            self._state = ClusterState(
+                [n.name for n in inv.nodes], models, [n.cpu_milli for n in inv.nodes], [n.memory_mib for n in inv.nodes], gpu
+            )
+        return self._state
+
+    def _cpu_memory_mib(self, cpu_milli: int, node: str | None) -> int:
+        """Host memory of a CPU slice: the node's memory in proportion to its cores."""
+        nodes = [n for n in self.inventory.nodes if node is None or n.name == node] or list(self.inventory.nodes)
+        share = min(n.memory_mib * cpu_milli // max(n.cpu_milli, 1) for n in nodes)
+        return int(share)
+
+    def _gpus(self) -> list[Device]:
+        return [d for d in self.inventory.devices if d.kind == "gpu"]
+
+    def _allowed_models(self, req: Request) -> dict[str, Device]:
+        """GPU models (non-MIG devices) that satisfy the model and memory constraints, one device each."""
+        wanted = {lookup(m).name for m in req.models}
+        out: dict[str, Device] = {}
+        for d in self._gpus():
+            if d.mig or (req.node and d.node != req.node):
+                continue
+            if wanted and lookup(d.model).name not in wanted and d.model not in req.models:
+                continue
+            if req.min_memory_bytes and (d.memory_bytes or 0) < req.min_memory_bytes:
+                continue
+            out.setdefault(d.model, d)
+        return out
+
+    def _mig_devices(self, req: Request) -> list[Device]:
+        wanted = {lookup(m).name for m in req.models}
+        return [
+            d for d in self._gpus()
+            if d.mig and d.spec.mig_profile(req.spec.profile or "") is not None
+            and (not wanted or d.spec.name in wanted)
+            and (not req.min_memory_bytes or (d.spec.mig_profile(req.spec.profile or "").memory_bytes >= req.min_memory_bytes))  # type: ignore[union-attr]
+        ]
+
+    def _policy(self, name: str | None, task: Task) -> Any:
+        """The placement policy for one decision. Fragmentation-aware policies measure against
+        the requests currently held or waiting (plus this one): the service's own workload."""
+        name = (name or self.wb.settings.policy or DEFAULT_POLICY).lower()
+        if name.startswith("fgd"):
+            return make_policy(name, workload=[task, *self._workload])
+        if name not in self._policies:
+            self._policies[name] = make_policy(name)
+        return self._policies[name]
+
+    def _quota(self, scope: str, name: str) -> dict[str, float]:
+        quotas = self.wb.settings.quotas
+        return dict(quotas.get(f"{scope}:{name}", quotas.get(f"{scope}:*", {})))
+
+    # -- validation: requests that can never be met -------------------------------------------
+    def _validate(self, req: Request) -> None:
+        inv = self.inventory
+        kind = req.spec.kind
+        if req.node is not None and req.node not in self._node_index:
+            raise InvalidRequest(f"no node {req.node!r}; nodes: {', '.join(n.name for n in inv.nodes[:20])}")
+        gpus = self._gpus()
+        if kind == "cpu":
+            cap = max(n.cpu_milli for n in inv.nodes if req.node in (None, n.name))
+            if req.spec.cpu_milli > cap:
+                raise InvalidRequest(f"{req.spec.text}: asks for {req.spec.cpu_milli / 1000:g} CPU cores; the most on one node is {cap / 1000:g}")
+            return
+        if not gpus:
+            raise InvalidRequest(f"{req.spec.text}: this fleet ({inv.source}) has no GPU; valid kinds here: cpu (e.g. \"cpu\" or \"cpu:2\")")
+        if kind == "mig":
+            mig_models = sorted({d.spec.name for d in gpus if d.mig})
+            if not mig_models:
+                capable = sorted({d.model for d in gpus if d.mig_capable})
+                models = sorted({d.model for d in gpus})
+                if capable:
+                    raise InvalidRequest(
+                        f"{req.spec.profile}: the GPUs here ({', '.join(capable)}) are MIG-capable but MIG mode is off; "
+                        "the workbench never changes a live GPU's mode; valid kinds here: whole, fraction"
+                    )
+                raise InvalidRequest(
+                    f"{req.spec.profile} is not a MIG profile of {', '.join(models)} (no MIG); valid kinds here: whole, fraction"
+                )
+            if not self._mig_devices(Request(req.spec)):
+                valid = sorted({p.name for d in gpus if d.mig for p in d.spec.mig_profiles})
+                raise InvalidRequest(
+                    f"{req.spec.profile!r} is not a MIG profile of {', '.join(mig_models)}; valid: {', '.join(valid)}"
+                )
+            if not self._mig_devices(req):
+                raise InvalidRequest(f"{req.spec.profile}: no MIG GPU matches the constraints (models={list(req.models)}, min_memory_bytes={req.min_memory_bytes})")
+            return
+        models = self._allowed_models(req)
+        if not models:
+            plain = sorted({d.model for d in gpus if not d.mig})
+            if not plain:
+                raise InvalidRequest(
+                    f"{req.spec.text}: every GPU here is in MIG mode ({', '.join(sorted({d.model for d in gpus}))}); "
+                    "ask for a MIG profile such as " + ", ".join(p.name for p in gpus[0].spec.mig_profiles[:3])
+                )
+            raise InvalidRequest(
+                f"{req.spec.text}: no GPU matches models={list(req.models)} min_memory_bytes={req.min_memory_bytes}; "
+                f"GPU models here: {', '.join(plain)}"
+            )
+        if kind == "whole":
+            most = max(sum(1 for d in n.gpus if d.model in models) for n in inv.nodes)
+            if req.spec.gpu_count > most:
+                raise InvalidRequest(f"{req.spec.text}: asks for {req.spec.gpu_count} GPUs on one node; the most any node has is {most}")
+        if kind == "fraction" and req.spec.gpu_memory_bytes and not req.tasks(self):
+            largest = max(models.values(), key=lambda d: d.memory_bytes or 0)
+            raise InvalidRequest(
+                f"{req.spec.text} of GPU memory is not less than a whole GPU here (largest: {largest.model}, "
+                f"{(largest.memory_bytes or 0) / 1024**3:.0f} GiB); ask for \"gpu\" for a whole one"
+            )
+
+    # -- the public verbs ---------------------------------------------------------------------
+    def request(
+        self,
+        spec: str | float = "cpu",
+        *,
+        owner: str | None = None,
+        project: str | None = None,
+        priority: int = 0,
+        ttl_s: float | None = None,
+        wait: bool = True,
+        timeout_s: float | None = None,
+        models: Sequence[str] | str | None = None,
+        min_memory_bytes: int | str | None = None,
+        node: str | None = None,
+        policy: str | None = None,
+        cpu_cores: float | None = None,
+        memory_bytes: int | str | None = None,
+    ) -> Lease:
+        """Lease part of a device. Returns an active lease, or waits in the queue (`wait=True`).
+
+        `wait=False` raises `Conflict` at once, with the reason, when the request cannot be met now;
+        `timeout_s` bounds the wait (then `Conflict`). `models` (any-of) and `min_memory_bytes`
+        constrain the GPU; `cpu_cores`/`memory_bytes` add host CPU and memory to a GPU slice, or
+        set a CPU slice's memory. Impossible requests raise `InvalidRequest` saying why.
+        """
+        # `owner` lets a trusted face (the Jupyter server, the jobs scheduler) request for the user
+        # it acts for; acting on an existing lease is what ownership guards (renew, release).
+        owner = owner or self.wb.user
+        parsed = parse_spec(spec)
+        host_mib = 0
+        if memory_bytes is not None:
+            value = parse_memory(memory_bytes) if isinstance(memory_bytes, str) else int(memory_bytes)
+            if value is None or value <= 0:
+                raise InvalidRequest(f"memory_bytes={memory_bytes!r} is not a memory size such as 8GiB")
+            host_mib = math.ceil(value / MIB)
+        if isinstance(min_memory_bytes, str):
+            parsed_min = parse_memory(min_memory_bytes)
+            if parsed_min is None:
+                raise InvalidRequest(f"min_memory_bytes={min_memory_bytes!r} is not a memory size such as 40GiB")
+            min_memory_bytes = parsed_min
+        if isinstance(models, str):
+            models = [models]
+        if policy is not None:
+            make_policy(policy)  # unknown names fail now, with the valid ones
+        if ttl_s is not None and ttl_s <= 0:
+            raise InvalidRequest(f"ttl_s={ttl_s} must be more than 0 seconds")
+        cpu_milli = parsed.cpu_milli if parsed.kind == "cpu" else round((cpu_cores or 0) * 1000)
+        req = Request(parsed, tuple(models or ()), min_memory_bytes, node, policy, cpu_milli, host_mib)
+        self._validate(req)
+        ttl = float(ttl_s or self.wb.settings.lease_ttl_s)
+        quota_alone = Book.__new__(Book)
+        quota_alone.svc, quota_alone.usage = self, {}
+        too_big = quota_alone.quota_block(owner, project or self.wb.settings.project, req.gpus, cpu_milli / 1000)
+        if too_big:
+            raise InvalidRequest(too_big.replace("quota exceeded", "quota can never allow this request"))
+        now = self._clock()
+        lease_id = new_id("lease")
+        with self._allocation() as s:
+            row = LeaseRow(
+                id=lease_id, owner=owner, project=project or self.wb.settings.project, kind=parsed.kind,
+                state="queued", node=None, device_keys=[], profile=parsed.profile, mig_start=None,
+                gpu_milli=0, cpu_milli=cpu_milli, memory_bytes=0, priority=int(priority), request=req.as_json(),
+                env={}, reason=None, ttl_s=ttl, created_at=now, heartbeat_at=now,
+                expires_at=now + dt.timedelta(seconds=ttl), usage={},
+            )
+            held = s.connection().execute(_HELD_OR_QUEUED).all()
+            stale = any(r.expires_at is not None and _aware(r.expires_at) < now for r in held)
+            if not stale and not any(r.state == "queued" for r in held):
+                # Nobody waits and nothing expired: decide this request alone (the common, fast path).
+                book = Book(self, held)
+                placement, reason = self._admit(s, book, row, req, now)
+                if placement is None and not wait:
+                    raise Conflict(f"{parsed.text} cannot be granted now: {reason}", reason=reason)
+                if placement is not None:
+                    self._grant(s, row, placement, now)
+                else:
+                    row.reason, row.queue_position = reason, 1
+                # A plain INSERT: cheaper than the ORM unit of work on this hot path.
+                s.connection().execute(_INSERT_LEASE, _columns(row))
+            else:
+                s.add(row)
+                s.flush()
+                self._schedule(s, now)
+            if row.state != "active" and not wait:
+                reason = row.reason or "cannot be placed now"
+                s.rollback()
+                raise Conflict(f"{parsed.text} cannot be granted now: {reason}", reason=reason)
+            if row.state == "queued":
+                self._event(s, row.id, "queued", {"reason": row.reason, "position": row.queue_position})
+            lease = Lease.from_row(row, self)
+        if lease.state == "queued":
+            lease = self._wait(lease, timeout_s)
+        return lease
+
+    def _wait(self, lease: Lease, timeout_s: float | None) -> Lease:
+        start = time.monotonic()
+        delay = 0.02
+        observed = start
+        while True:
+            self._sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+            now = self._clock()
+            with self._allocation() as s:
+                row = s.get(LeaseRow, lease.id)
+                if row is None:
+                    raise NotFound(f"lease {lease.id} vanished while waiting")
+                if row.state == "queued":
+                    row.heartbeat_at = now
+                    row.expires_at = now + dt.timedelta(seconds=row.ttl_s)
+                    if time.monotonic() - observed > 10:
+                        # Someone is waiting: look for idle leases that could be reclaimed.
+                        observed = time.monotonic()
+                        self._expire(s, now)
+                        self._observe(s, now)
+                    self._schedule(s, now)
+                gave_up = row.state == "queued" and timeout_s is not None and time.monotonic() - start >= timeout_s
+                reason = row.reason
+                if gave_up:
+                    self._end(s, row, "released", now, f"gave up after waiting {timeout_s:g} s: {reason}")
+                current = Lease.from_row(row, self)
+            if gave_up:
+                raise Conflict(f"{current.spec} not granted within {timeout_s:g} s: {reason}", reason=reason)
+            if current.state != "queued":
+                if current.state != "active":
+                    raise Conflict(f"lease {current.id} ended while queued ({current.state}): {current.reason}")
+                return current
+
+    def get(self, lease_id: str) -> Lease:
+        with self.wb.store.session() as s:
+            row = s.get(LeaseRow, lease_id)
+            if row is None:
+                raise NotFound(f"no lease {lease_id!r}; see wb.slices.list()")
+            return Lease.from_row(row, self)
+
+    def list(self, owner: str | None = None, all_users: bool = False, include_ended: bool = False) -> LeaseList:
+        """Leases of `owner` (default: you), or everyone's with `all_users=True`; live and queued unless `include_ended`."""
+        q = select(LeaseRow).order_by(LeaseRow.created_at)
+        if not all_users:
+            q = q.where(LeaseRow.owner == (owner or self.wb.user))
+        if not include_ended:
+            q = q.where(LeaseRow.state.in_((*LIVE_STATES, "queued")))
+        with self.wb.store.session() as s:
+            return LeaseList(Lease.from_row(r, self) for r in s.scalars(q).all())
+
+    def renew(self, lease_id: str) -> Lease:
+        """Heartbeat: the lease now expires one TTL from now. Ended leases cannot be renewed."""
+        now = self._clock()
+        with self._allocation() as s:
+            row = self._owned(s, lease_id, "renew")
+            if row.state not in (*LIVE_STATES, "queued"):
+                raise Conflict(f"lease {lease_id} is {row.state} ({row.reason or 'ended'}); request a new slice")
+            if row.expires_at is not None and _aware(row.expires_at) < now:
+                self._end(s, row, "expired", now, "not renewed within its TTL")
+                raise Conflict(f"lease {lease_id} expired at {_aware(row.expires_at):%H:%M:%S} UTC before this renewal; request a new slice")
+            row.heartbeat_at = now
+            row.expires_at = now + dt.timedelta(seconds=row.ttl_s)
+            return Lease.from_row(row, self)
+
+    def release(self, lease_id: str) -> Lease:
+        """Give the slice back. Idempotent: releasing an ended lease returns it unchanged."""
+        now = self._clock()
+        with self._allocation() as s:
+            conn = s.connection()
+            row = conn.execute(_LEASE_BY_ID, {"lease_id": lease_id}).first()
+            self._check_owner(row, lease_id, "release")
+            if row.state in (*LIVE_STATES, "queued"):
+                by = self.wb.user
+                reason = None if by == row.owner else f"released by {by}"
+                conn.execute(_RELEASE, {"lease_id": lease_id, "ended_at": now, "reason": reason})
+                self._event(s, lease_id, "released", {"reason": reason, "by": by})
+                self._schedule(s, now, expire=False)  # expiry is checked by the next request
+                lease = Lease.from_row(row, self)
+                lease.state, lease.ended_at, lease.reason, lease.queue_position = "released", now, reason, None
+                return lease
+            return Lease.from_row(row, self)
+
+    def sweep(self) -> dict[str, int]:
+        """Expire leases past their TTL, check idle ones and grant what now fits; returns counts."""
+        now = self._clock()
+        with self._allocation() as s:
+            expired = self._expire(s, now)
+            idle = self._observe(s, now)
+            granted = self._schedule(s, now, expire=False)
+        return {"expired": expired, "idle": idle, "granted": granted}
+
+    def events(self, lease_id: str) -> list[dict[str, Any]]:
+        """The recorded decisions about a lease (queued, granted, idle, reclaimed, preempted, ...)."""
+        with self.wb.store.session() as s:
+            rows = s.scalars(select(LeaseEventRow).where(LeaseEventRow.lease_id == lease_id).order_by(LeaseEventRow.id)).all()
+            return [{"at": _aware(r.at), "event": r.event, **(r.detail or {})} for r in rows]
+
+    def plan_mig(self, model: str, profiles: Sequence[str], existing: Iterable[str] = ()) -> Any:
+        """Plan MIG instances on one GPU of `model` beside `existing` (PROFILE@START). See `mig.plan_mig`."""
+        from workbench.slices.mig import plan_mig
+
+        return plan_mig(model, list(profiles), existing)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _owned(self, s: Session, lease_id: str, verb: str) -> LeaseRow:
+        row = s.get(LeaseRow, lease_id)
+        self._check_owner(row, lease_id, verb)
+        assert row is not None
+        return row
+
+    def _check_owner(self, row: Any, lease_id: str, verb: str) -> None:
+        if row is None:
+            raise NotFound(f"no lease {lease_id!r}; see wb.slices.list()")
+        if row.owner != self.wb.user and not self.wb.is_admin():
+            raise Forbidden(f"{self.wb.user} cannot {verb} lease {lease_id}: it belongs to {row.owner}")
+
+    def _event(self, s: Session, lease_id: str, event: str, detail: dict[str, Any]) -> None:
+        s.connection().execute(
+            _INSERT_EVENT, {"lease_id": lease_id, "at": self._clock(), "event": event, "detail": _jsonable(detail)}
+        )
+
+    def _end(self, s: Session, row: LeaseRow, state: str, now: dt.datetime, reason: str | None) -> None:
+        row.state = state
+        row.ended_at = now
+        row.reason = reason
+        row.queue_position = None
+        self._event(s, row.id, state, {"reason": reason, "by": self.wb.user})
+
+    def _expire(self, s: Session, now: dt.datetime) -> int:
+        s.flush()
+        ids = s.connection().execute(_EXPIRED_IDS, {"now": now}).scalars().all()
+        if not ids:
+            return 0
+        stale = s.scalars(select(LeaseRow).where(LeaseRow.id.in_(ids))).all()
+        for row in stale:
+            self._end(s, row, "expired", now, f"not renewed within its TTL of {row.ttl_s:g} s")
+        return len(stale)
+
+    def _schedule(self, s: Session, now: dt.datetime, *, expire: bool = True) -> int:
+        """Grant what fits among the queued requests, in fair order. Returns how many were granted."""
+        if expire:
+            self._expire(s, now)
+        s.flush()
+        if not s.connection().execute(_ANY_QUEUED).first():
+            return 0
+        queued = s.scalars(select(LeaseRow).where(LeaseRow.state == "queued")).all()
+        book = Book(self, self._live(s))
+        order = sorted(queued, key=lambda r: (-r.priority, book.dominant_share(r.owner), _aware(r.created_at), r.id))
+        granted = 0
+        position = 0
+        for row in order:
+            req = Request.from_json(row.request)
+            placement, reason = self._admit(s, book, row, req, now)
+            if placement is not None:
+                self._grant(s, row, placement, now)
+                book.add(row)
+                granted += 1
+                continue
+            position += 1
+            row.queue_position = position
+            row.reason = reason
+        return granted
+
+    def _live(self, s: Session) -> Sequence[Any]:
+        """What the live leases hold, as light rows (attribute access, no ORM identity)."""
+        s.flush()
+        return s.connection().execute(_LIVE).all()
+
+    def _admit(self, s: Session, book: Book, row: LeaseRow, req: Request, now: dt.datetime) -> tuple[Placement | None, str | None]:
+        """Quotas, then placement (making room if allowed); the placement, or why not."""
+        reason = book.quota_block(row.owner, row.project, req.gpus, row.cpu_milli / 1000)
+        if reason is not None:
+            return None, reason
+        placement = book.place(req)
+        if placement is not None:
+            # A fraction given as memory is a share only once its GPU is known: check it again.
+            held = placement.gpu_milli * len(placement.device_keys) / FULL if req.spec.kind != "cpu" else 0.0
+            reason = book.quota_block(row.owner, row.project, held, placement.cpu_milli / 1000)
+            return (None, reason) if reason else (placement, None)
+        placement = self._make_room(s, book, row, req, now)
+        return (placement, None) if placement is not None else (None, book.why_not(req))
+
+    def _grant(self, s: Session, row: LeaseRow, p: Placement, now: dt.datetime) -> None:
+        row.state = "active"
+        row.node = p.node
+        row.device_keys = list(p.device_keys)
+        row.gpu_milli = p.gpu_milli
+        row.cpu_milli = p.cpu_milli
+        row.memory_bytes = p.memory_bytes
+        row.profile = p.profile
+        row.mig_start = p.mig_start
+        row.granted_at = now
+        row.heartbeat_at = now
+        row.last_active_at = now
+        row.expires_at = now + dt.timedelta(seconds=row.ttl_s)
+        row.reason = None
+        row.queue_position = None
+        row.usage = {"_host_memory_mib": p.host_memory_mib} if p.host_memory_mib else {}
+        row.env = self._env(row, p)
+        self._event(s, row.id, "granted", {"node": p.node, "devices": p.device_keys, "profile": p.profile, "start": p.mig_start})
+
+    def _env(self, row: LeaseRow, p: Placement) -> dict[str, str]:
+        env = {"WORKBENCH_SLICE_ID": row.id, "WORKBENCH_SLICE_KIND": row.kind}
+        if row.kind == "cpu":
+            cores = p.cpu_milli / 1000
+            threads = str(max(1, math.floor(cores)))
+            env.update(
+                CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+                OPENBLAS_NUM_THREADS=threads, WORKBENCH_SLICE_CPU_CORES=f"{cores:g}", JAX_PLATFORMS="cpu",
+            )
+            return env
+        devices = [self.inventory.device(k) for k in p.device_keys]
+        if row.kind == "mig":
+            device = devices[0]
+            instance = next((i for i in device.mig_instances if i.profile == p.profile and i.start == p.mig_start), None)
+            env["CUDA_VISIBLE_DEVICES"] = instance.uuid if instance and instance.uuid else (device.uuid or str(device.index))
+            env["WORKBENCH_SLICE_MIG"] = f"{p.profile}@{p.mig_start}"
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(d.uuid or str(d.index) for d in devices)
+        if row.kind == "fraction":
+            fraction = p.memory_bytes / (devices[0].memory_bytes or 1) if devices[0].memory_bytes else p.gpu_milli / FULL
+            text = f"{math.floor(min(fraction, p.gpu_milli / FULL) * 1000) / 1000:.3f}"
+            env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = text
+            env["WORKBENCH_SLICE_MEMORY_FRACTION"] = text
+        if p.cpu_milli:
+            threads = str(max(1, math.floor(p.cpu_milli / 1000)))
+            env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, WORKBENCH_SLICE_CPU_CORES=f"{p.cpu_milli / 1000:g}")
+        return env
+
+    # -- making room: preemption and idle reclaim ---------------------------------------------
+    def _make_room(self, s: Session, book: Book, row: LeaseRow, req: Request, now: dt.datetime) -> Placement | None:
+        """Free capacity for `row` by reclaiming idle leases past their grace, else by preempting
+        lower-priority leases that ran at least the minimum runtime. Takes the fewest victims."""
+        grace = self.wb.settings.idle_grace_s
+        min_runtime = self.wb.settings.preempt_min_runtime_s
+        reclaimable = [
+            r for r in book.rows
+            if r.state == "idle" and r.idle_at is not None and (now - _aware(r.idle_at)).total_seconds() >= grace
+        ]
+        victims = self._victims(book, req, reclaimable)
+        how = "reclaimed"
+        if victims is None:
+            preemptible = [
+                r for r in book.rows
+                if r.priority < row.priority and r.granted_at is not None
+                and (now - _aware(r.granted_at)).total_seconds() >= min_runtime
+            ]
+            victims = self._victims(book, req, preemptible)
+            how = "preempted"
+        if victims is None:
+            return None
+        for light in victims:
+            book.remove(light)
+            victim = s.get(LeaseRow, light.id)
+            assert victim is not None
+            if how == "reclaimed":
+                evidence = dict(victim.usage or {})
+                reason = (
+                    f"reclaimed: idle since {_aware(victim.idle_at):%Y-%m-%d %H:%M:%S} UTC (no device use; "
+                    f"grace {grace:g} s passed) for {row.owner}'s waiting request {row.id}"
+                )
+                self._end(s, victim, "reclaimed", now, reason)
+                self._event(s, victim.id, "reclaim-evidence", {"for": row.id, "evidence": evidence})
+            else:
+                reason = (
+                    f"preempted by {row.owner}'s lease {row.id} (priority {row.priority} > {victim.priority}) "
+                    f"after running {(now - _aware(victim.granted_at)).total_seconds():.0f} s "
+                    f"(minimum {min_runtime:g} s)"
+                )
+                self._end(s, victim, "preempted", now, reason)
+        return book.place(req)
+
+    def _victims(self, book: Book, req: Request, candidates: Sequence[LeaseRow]) -> list[LeaseRow] | None:
+        """The smallest set of `candidates` on one node whose removal lets `req` fit, or None."""
+        by_node: dict[str, list[LeaseRow]] = {}
+        for r in candidates:
+            by_node.setdefault(r.node or "", []).append(r)
+        best: list[LeaseRow] | None = None
+        for rows in by_node.values():
+            rows = sorted(rows, key=lambda r: (r.priority, -(_aware(r.granted_at) or utcnow()).timestamp()))
+            taken: list[LeaseRow] = []
+            for r in rows:
+                if best is not None and len(taken) + 1 >= len(best):
+                    break
+                book.remove(r)
+                taken.append(r)
+                if book.place(req) is not None:
+                    if best is None or len(taken) < len(best):
+                        best = list(taken)
+                    break
+            for r in taken:
+                book.add(r)
+        return best
+
+    # -- idle detection -----------------------------------------------------------------------
+    def _observe(self, s: Session, now: dt.datetime) -> int:
+        """Sample device use of live leases; mark idle ones (telling their owner) with evidence."""
+        idle_after = self.wb.settings.idle_after_s
+        grace = self.wb.settings.idle_grace_s
+        marked = 0
+        for row in s.scalars(select(LeaseRow).where(LeaseRow.state.in_(LIVE_STATES))).all():
+            sample = (self._probe or _default_probe)(self, Lease.from_row(row, self))
+            if sample is None:
+                continue  # no way to tell (a declared fleet): never called idle
+            usage = dict(row.usage or {})
+            usage.update({k: v for k, v in sample.items() if k != "busy"}, sampled_at=now.isoformat())
+            row.usage = usage
+            if sample.get("busy"):
+                row.last_active_at = now
+                if row.state == "idle":
+                    row.state, row.idle_at, row.reason = "active", None, None
+                    self._event(s, row.id, "active", {"evidence": _jsonable(sample)})
+                continue
+            since = _aware(row.last_active_at or row.granted_at) or now
+            if row.state == "active" and (now - since).total_seconds() >= idle_after:
+                row.state = "idle"
+                row.idle_at = now
+                row.reason = (
+                    f"idle: no device use since {since:%Y-%m-%d %H:%M:%S} UTC; it will be reclaimed "
+                    f"{grace:g} s from now if others are waiting"
+                )
+                self._event(s, row.id, "idle", {"since": since, "evidence": _jsonable(sample)})
+                marked += 1
+        return marked
+
+
+_BOOK_COLUMNS = (
+    LeaseRow.id, LeaseRow.owner, LeaseRow.project, LeaseRow.kind, LeaseRow.state, LeaseRow.node, LeaseRow.device_keys,
+    LeaseRow.profile, LeaseRow.mig_start, LeaseRow.gpu_milli, LeaseRow.cpu_milli, LeaseRow.memory_bytes,
+    LeaseRow.priority, LeaseRow.usage, LeaseRow.granted_at, LeaseRow.idle_at,
+)
+
+
+# Statements of the hot path, built once (building a statement costs more than running it).
+_TABLE = LeaseRow.__table__
+_HELD_OR_QUEUED = select(*_BOOK_COLUMNS, LeaseRow.expires_at).where(LeaseRow.state.in_((*LIVE_STATES, "queued")))
+_LIVE = select(*_BOOK_COLUMNS).where(LeaseRow.state.in_(LIVE_STATES))
+_ANY_QUEUED = select(LeaseRow.id).where(LeaseRow.state == "queued").limit(1)
+_EXPIRED_IDS = select(LeaseRow.id).where(LeaseRow.state.in_((*LIVE_STATES, "queued")), LeaseRow.expires_at < bindparam("now"))
+_LEASE_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("lease_id"))
+_RELEASE = (
+    update(_TABLE).where(_TABLE.c.id == bindparam("lease_id"))
+    .values(state="released", ended_at=bindparam("ended_at"), reason=bindparam("reason"), queue_position=None)
+)
+_INSERT_LEASE = insert(_TABLE)
+_INSERT_EVENT = insert(LeaseEventRow.__table__)
+
+
+def _columns(row: LeaseRow) -> dict[str, Any]:
+    """Every column of a new lease row (an INSERT with the same keys each time caches well)."""
+    values = {c.key: getattr(row, c.key) for c in _TABLE.columns}
+    for key in ("device_keys", "request", "env", "usage"):
+        if values[key] is None:
+            values[key] = [] if key == "device_keys" else {}
+    return values
+
+
+def _task_of(row: LeaseRow) -> Task:
+    """A held lease as an engine task (what the fragmentation-aware policy weighs)."""
+    count = len(row.device_keys or []) if row.kind in ("whole", "fraction") else 0
+    host_mib = row.memory_bytes // MIB if row.kind == "cpu" else int((row.usage or {}).get("_host_memory_mib", 0))
+    return Task(row.id, row.cpu_milli, host_mib, count, row.gpu_milli if count else 0)
+
+
+def _default_probe(svc: SliceService, lease: Lease) -> dict[str, Any] | None:
+    """Device use of a lease: NVML utilization and memory for GPUs, the slice's processes' CPU time
+    for CPU slices. None when there is no way to tell (a declared fleet)."""
+    if lease.kind == "cpu":
+        return _cpu_time_probe(svc, lease)
+    inv = svc.wb.devices(refresh=True)
+    if inv.source != "nvml":
+        return None
+    samples = []
+    for key in lease.device_keys:
+        d = inv.device(key)
+        samples.append({"device": key, "utilization_pct": d.utilization_pct, "memory_used_bytes": d.memory_used_bytes})
+    busy = any((x["utilization_pct"] or 0) > 0 for x in samples)
+    return {"busy": busy, "devices": samples}
+
+
+def _cpu_time_probe(svc: SliceService, lease: Lease) -> dict[str, Any]:
+    import psutil
+
+    total = 0.0
+    pids = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("WORKBENCH_SLICE_ID") != lease.id:
+                continue
+            times = proc.cpu_times()
+            total += times.user + times.system
+            pids.append(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    before = svc._cpu_samples.get(lease.id)
+    svc._cpu_samples[lease.id] = total
+    busy = before is not None and total - before > 0.01
+    return {"busy": busy, "cpu_time_s": round(total, 3), "pids": pids}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
