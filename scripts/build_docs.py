@@ -26,6 +26,7 @@ import html
 import re
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -155,7 +156,10 @@ def render_notebook(path: Path, execute: bool = False, timeout_s: int = 600) -> 
         from nbclient import NotebookClient
 
         NotebookClient(nb, timeout=timeout_s, resources={"metadata": {"path": str(path.parent)}}).execute()
-    body, _resources = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    with warnings.catch_warnings():
+        # An output holding only a widget's view (no static form) renders as nothing; that is fine.
+        warnings.filterwarnings("ignore", message="Your element with mimetype", category=UserWarning)
+        body, _resources = HTMLExporter(template_name="lab").from_notebook_node(nb)
     title = path.stem
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -242,6 +246,8 @@ def check_and_rewrite(pages: list[Page], root: Path) -> tuple[Report, dict[Page,
                     continue
                 new_path = _site_name(Path(parts.path)).as_posix()
                 tag[attr] = new_path + (f"#{parts.fragment}" if parts.fragment else "")
+            elif page.staging:
+                continue
             elif target.is_file() and target.stat().st_size <= COPY_LIMIT_BYTES:
                 to_copy.append(target)
             elif target.is_file():

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from jupyter_fixtures import *  # noqa: F403  (api, jp_fetch, ...)
-
 from jupyter_helpers import table_rows
 
 

@@ -16,7 +16,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from faces_panel_harness import (  # noqa: E402
-    CHROMIUM, CHROMIUM_ARGS, PREFIX, Dashboard, artifacts_dir, shot, start_dashboard,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PREFIX,
+    Dashboard,
+    artifacts_dir,
+    shot,
+    start_dashboard,
 )
 
 

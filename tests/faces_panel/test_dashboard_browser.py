@@ -131,6 +131,9 @@ def test_full_flow_slice_job_loss_plot_profile_release(dashboard, page, tmp_path
     page.locator(".wb-open-profile").click(timeout=60_000)
     page.locator(".wb-profile-tabs").wait_for()
     shot(page, f"profile-{where}")
+    page.locator(".bk-tab", has_text="Timeline").click()
+    page.locator(".wb-timeline").wait_for()
+    shot(page, f"profile-timeline-{where}")
 
     page.locator(".wb-nav a[data-page=fleet]").click()
     row = page.locator(".wb-my-slices .tabulator-row", has_text=lease_id)
@@ -228,3 +231,28 @@ def test_server_gone_shows_a_banner_and_reconnects(fresh_dashboard, page) -> Non
         page.locator(".wb-submit-form").wait_for()
     finally:
         again.stop()
+
+
+def test_fleet_page_draws_mig_gpus_of_a_declared_fleet(page, tmp_path_factory) -> None:
+    from faces_panel_harness import start_dashboard
+
+    from workbench import Workbench
+
+    home = tmp_path_factory.mktemp("mig")
+    fleet = ROOT / "data" / "fleets" / "h100_2x8.toml"
+    with Workbench(home=home, fleet=fleet, user="grace") as bench:
+        held = [bench.slices.request(spec, wait=False) for spec in ("3g.40gb", "1g.10gb", "2g.20gb")]
+    server = start_dashboard(home, extra_env={"WORKBENCH_FLEET": str(fleet)})
+    try:
+        page.goto(server.url)
+        page.locator(".wb-mig").first.wait_for()
+        assert page.locator(".wb-mig").count() == 16
+        gpu = page.locator(f".wb-dev[data-device='{held[0].device_keys[0]}']")
+        for lease in held:
+            assert f"{lease.profile} · grace" in gpu.inner_text()
+        form = page.locator(".wb-slice-form")
+        form.locator("select").nth(0).select_option(index=0)
+        assert "3g.40gb" in form.locator("select").nth(2).inner_text()  # the catalog's H100 profiles
+        shot(page, "fleet-mig")
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def test_fleet_drawing_shows_cpu_shares_and_waiting_requests(wb) -> None:
     cores = wb.devices().devices[0].cores or 1
     held = wb.slices.request(f"cpu:{cores}", wait=False)
     html = fleet_html(wb.devices(), wb.slices.list(all_users=True))
-    assert "width:100.00%" in html and f"{cores:g} cores · {wb.user}" in html
+    assert "width:100.00%" in html and f"{cores:g} core" in html and f" · {wb.user}" in html
     held.release()
     assert "width:" not in fleet_html(wb.devices(), wb.slices.list(all_users=True)).split("wb-bar")[1][:60]
 
@@ -205,3 +206,19 @@ def test_loss_plot_sends_only_changed_series() -> None:
     plot.update([0.0, 1.0, 2.0], [2.0, 1.0, 0.5])
     assert changes == ["steps", "values"] * 2
     assert plot.steps == [0.0, 1.0, 2.0] and "3 steps, last 0.5" in repr(plot)
+
+
+def test_dashboard_keeps_its_leases_alive_and_only_those(tmp_path) -> None:
+    from workbench import Workbench
+    from workbench.app.feed import Feed
+
+    with Workbench(home=tmp_path / "ttl", lease_ttl_s=1.5) as bench:
+        kept = bench.slices.request("cpu:1", wait=False)
+        left = bench.slices.request("cpu:1", wait=False)
+        feed = Feed(bench)
+        feed.keep(kept.id)
+        time.sleep(3.2)  # two TTLs: an unrenewed lease has expired by now
+        bench.slices.sweep()
+        feed.close()
+        assert bench.slices.get(kept.id).state == "active"
+        assert bench.slices.get(left.id).state == "expired"

@@ -173,3 +173,10 @@ def test_discovery_reads_gpus_and_mig_instances_from_nvml() -> None:
     (inst,) = gpus[1].mig_instances
     assert (inst.profile, inst.start, inst.uuid) == ("3g.40gb", 4, "MIG-100")
     assert any(d.kind == "cpu" for d in inv.devices)
+
+
+def test_peak_flops_accept_framework_dtype_names() -> None:
+    h100 = lookup("H100-80GB")
+    assert h100.peak_flops_for("float16") == h100.peak_flops_for("fp16") == h100.peak_flops_for("torch.float16")
+    assert h100.peak_flops_for("bfloat16") == pytest.approx(989.5e12)
+    assert lookup("T4").peak_flops_for("bfloat16") is None

@@ -260,3 +260,15 @@ def test_profile_true_captures_and_registers_a_trace(jobs_wb: Any, lease: Any) -
     profile = job.trace()
     assert profile.job_id == job.id and profile.framework == "torch"
     assert Path(profile.path).is_relative_to(Path(job.folder) / "profile")
+
+
+def test_a_job_whose_slice_is_released_under_it_stops_and_its_worker_ends(jobs_wb: Any) -> None:
+    own = jobs_wb.slices.request("cpu")
+    job = jobs_wb.jobs.submit(_loop_logging, slice=own)
+    wait_until(lambda: job.refresh().state == "running", 60, "running")
+    pid = job.worker_pid
+    own.release()
+    job.wait(30)
+    assert job.state == "failed"
+    assert job.reason.startswith(f"its slice {own.id} was released")
+    wait_until(lambda: not _alive(pid), 15, "the released slice's worker to end")

@@ -13,6 +13,15 @@ pytestmark = pytest.mark.requires_browser
 
 
 def test_zooming_in_shows_individual_events(tmp_path: Path) -> None:
+    # Playwright's sync API refuses to run where an asyncio loop is current, which earlier tests
+    # (Jupyter server fixtures, Dask clients) may leave behind in the main thread: use a thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(_zoom_in_and_out, tmp_path).result(timeout=240)
+
+
+def _zoom_in_and_out(tmp_path: Path) -> None:
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
     from playwright.sync_api import sync_playwright
@@ -21,7 +30,8 @@ def test_zooming_in_shows_individual_events(tmp_path: Path) -> None:
     page_file = tmp_path / "timeline.html"
     page_file.write_text(file_html(fig, INLINE, "timeline"))
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                                                          "--disable-component-update", "--no-first-run"])
         page = browser.new_page()
         page.goto(page_file.as_uri())
         page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")

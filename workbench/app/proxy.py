@@ -23,5 +23,5 @@ def setup_workbench() -> dict[str, Any]:
         "absolute_url": True,
         "timeout": 60,
         "new_browser_tab": True,
-        "launcher_entry": {"enabled": True, "title": "Workbench", "icon_path": str(ICON), "category": "Other"},
+        "launcher_entry": {"enabled": False, "title": "Workbench", "icon_path": str(ICON), "category": "Other"},
     }

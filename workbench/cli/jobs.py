@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -53,14 +53,14 @@ def _slice_arg(value: str | None) -> Any:
 def run(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="A .py script or a .ipynb notebook (papermill). Arguments after -- go to the script.")],
-    framework: Annotated[Optional[str], typer.Option("--framework", help="jax, torch or none.")] = None,
-    slice_: Annotated[Optional[str], typer.Option("--slice", help="A slice spec (cpu, cpu:2, 1g.10gb, 0.25, gpu) or the id of a lease you hold.")] = None,
+    framework: Annotated[str | None, typer.Option("--framework", help="jax, torch or none.")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="A slice spec (cpu, cpu:2, 1g.10gb, 0.25, gpu) or the id of a lease you hold.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Block until the job ends.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as one JSON object.")] = False,
-    name: Annotated[Optional[str], typer.Option("--name", help="A name for the job (default: the file's stem).")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="KEY=VALUE: a papermill parameter, or --KEY VALUE for a script. Repeatable.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name for the job (default: the file's stem).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE: a papermill parameter, or --KEY VALUE for a script. Repeatable.")] = None,
     retries: Annotated[int, typer.Option("--retries", help="Attempts after a failure.")] = 0,
-    timeout: Annotated[Optional[str], typer.Option("--timeout", help="Fail an attempt running longer than this (30, 90s, 5m, 2h).")] = None,
+    timeout: Annotated[str | None, typer.Option("--timeout", help="Fail an attempt running longer than this (30, 90s, 5m, 2h).")] = None,
     priority: Annotated[int, typer.Option("--priority")] = 0,
     profile: Annotated[bool, typer.Option("--profile", help="Capture a torch/jax profiler trace and register it.")] = False,
 ) -> None:
@@ -131,8 +131,8 @@ def _run_detached(path: Path, framework: str | None, slice_: str | None, as_json
 @app.command("list")
 def list_(
     all_users: Annotated[bool, typer.Option("--all", help="Everyone's jobs, not only yours.")] = False,
-    owner: Annotated[Optional[str], typer.Option("--owner")] = None,
-    state: Annotated[Optional[list[str]], typer.Option("--state", help="Only jobs in this state (repeatable).")] = None,
+    owner: Annotated[str | None, typer.Option("--owner")] = None,
+    state: Annotated[list[str] | None, typer.Option("--state", help="Only jobs in this state (repeatable).")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 200,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

@@ -20,6 +20,10 @@ TERA = 1e12
 GIB = 1024**3
 GB = 1000**3
 
+# Framework dtype names -> the catalog's precision names.
+_DTYPE_NAMES = {"float64": "fp64", "float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16",
+                "float8_e4m3fn": "fp8", "float8_e5m2": "fp8", "int8": "int8"}
+
 MIG_MEMORY_SLICES = 8
 MIG_COMPUTE_SLICES = 7
 
@@ -65,7 +69,10 @@ class DeviceSpec:
         return None
 
     def peak_flops_for(self, dtype: str) -> float | None:
-        return self.peak_flops.get(dtype)
+        """Peak dense FLOP/s for `dtype`, named as the catalog does (`fp16`) or as torch/jax do
+        (`float16`, `torch.bfloat16`)."""
+        name = str(dtype).removeprefix("torch.")
+        return self.peak_flops.get(_DTYPE_NAMES.get(name, name))
 
 
 def _mig_family(total_gb: int, unit_gb: int) -> tuple[MigProfile, ...]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from workbench.records import ServiceRecord, as_utc
+
 if TYPE_CHECKING:
     from workbench.jobs.service import JobService
     from workbench.store.models.jobs import JobRow
@@ -23,7 +25,7 @@ _COLORS = {"queued": "#1565c0", "allocating": "#6a1b9a", "running": "#ef6c00", "
 
 
 @dataclass
-class Job:
+class Job(ServiceRecord):
     """A submitted job. Attributes are a snapshot; `refresh()` re-reads them, `wait()` waits for the end."""
 
     id: str
@@ -66,9 +68,9 @@ class Job:
             slice_spec=row.slice_spec, priority=row.priority, retries=row.retries, attempt=row.attempt,
             timeout_s=row.timeout_s, profile=row.profile, params=dict(row.params or {}), folder=row.folder,
             log_path=row.log_path, worker=row.worker, worker_pid=row.worker_pid,
-            created_at=_aware(row.created_at), started_at=_aware(row.started_at), ended_at=_aware(row.ended_at),
+            created_at=as_utc(row.created_at), started_at=as_utc(row.started_at), ended_at=as_utc(row.ended_at),
             energy_j=row.energy_j, avg_power_w=row.avg_power_w, energy_estimated=row.energy_estimated,
-            not_before=_aware(row.not_before), profile_id=row.profile_id, _service=service,
+            not_before=as_utc(row.not_before), profile_id=row.profile_id, _service=service,
         )
 
     # -- state --------------------------------------------------------------------------------
@@ -83,19 +85,8 @@ class Job:
         end = self.ended_at or dt.datetime.now(dt.UTC)
         return (end - self.started_at).total_seconds()
 
-    def _svc(self) -> JobService:
-        if self._service is None:
-            raise RuntimeError("this Job is detached from a JobService; use wb.jobs.get(job_id)")
-        return self._service
 
-    def _update(self, other: Job) -> Job:
-        for f in fields(self):
-            setattr(self, f.name, getattr(other, f.name))
-        return self
 
-    def refresh(self) -> Job:
-        """Re-read the job from the database."""
-        return self._update(self._svc().get(self.id))
 
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job has ended (succeeded, failed, cancelled, preempted); returns it.
@@ -254,10 +245,6 @@ def _fmt(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "–"
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def iter_chunks(path: Path, is_done: Any, poll_s: float = 0.2) -> Iterator[str]:

@@ -52,9 +52,9 @@ from workbench.jobs.job import (
     TERMINAL_STATES,
     Job,
     JobList,
-    _aware,
     iter_chunks,
 )
+from workbench.records import as_utc
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.jobs import JobEventRow, JobRow
 
@@ -358,14 +358,19 @@ class JobService:
 
     def get(self, job_id: str) -> Job:
         """The job with this id (raises NotFound)."""
-        with self.wb.store.session() as s:
-            row = self._row(s, job_id)
-            stale = row.state in ACTIVE_STATES and row.id not in self._runs and row.driver != self.driver
-        if stale:
+        row = self._fetch(job_id)
+        if row.state in ACTIVE_STATES and row.id not in self._runs and row.driver != self.driver:
             self._reconcile([job_id])
-            with self.wb.store.session() as s:
-                row = self._row(s, job_id)
+            row = self._fetch(job_id)
         return Job.from_row(row, self)
+
+    def _fetch(self, job_id: str) -> Any:
+        """The job's row (a Core row: read on every `wait` and `get`, so without the ORM's overhead)."""
+        with self.wb.store._wrap_errors(), self.wb.store.engine.connect() as conn:
+            row = conn.execute(select(JobRow.__table__).where(JobRow.__table__.c.id == job_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"job {job_id} does not exist; see `workbench jobs list` or wb.jobs.list()")
+        return row
 
     def list(self, owner: str | None = None, all_users: bool = False, state: str | list[str] | None = None,
              limit: int | None = None) -> JobList:
@@ -390,7 +395,7 @@ class JobService:
         with self.wb.store.session() as s:
             self._row(s, job_id)
             rows = s.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)).all()
-            return [{"at": _aware(r.at).isoformat(), "state": r.state, "reason": r.reason} for r in rows]
+            return [{"at": as_utc(r.at).isoformat(), "state": r.state, "reason": r.reason} for r in rows]
 
     def logs(self, job_id: str, follow: bool = False) -> str | Iterator[str]:
         """The whole log so far (str); with `follow=True` an iterator of new text until the job ends."""

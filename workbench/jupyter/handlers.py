@@ -31,7 +31,13 @@ from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvi
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from workbench.errors import BackendUnavailable, Forbidden, InvalidRequest, NotFound, WorkbenchError
+from workbench.errors import (
+    BackendUnavailable,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    WorkbenchError,
+)
 
 ID_RE = r"([A-Za-z0-9_.:-]{1,80})"
 _REASONS = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 503: "unavailable"}

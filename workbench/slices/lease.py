@@ -7,6 +7,8 @@ import html
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from workbench.records import ServiceRecord, as_utc
+
 if TYPE_CHECKING:
     from workbench.slices.service import SliceService
     from workbench.store.models.slices import LeaseRow
@@ -17,7 +19,7 @@ ENDED_STATES = ("released", "expired", "preempted", "reclaimed")
 
 
 @dataclass
-class Lease:
+class Lease(ServiceRecord):
     """A slice lease. `env` is what the slice's processes must get before importing a framework."""
 
     id: str
@@ -52,9 +54,9 @@ class Lease:
             device_keys=list(row.device_keys or []), profile=row.profile, mig_start=row.mig_start,
             gpu_milli=row.gpu_milli, cpu_milli=row.cpu_milli, memory_bytes=row.memory_bytes,
             priority=row.priority, env={str(k): str(v) for k, v in (row.env or {}).items()}, reason=row.reason,
-            queue_position=row.queue_position, created_at=_aware(row.created_at), expires_at=_aware(row.expires_at),
-            spec=str((row.request or {}).get("spec", "")), ttl_s=row.ttl_s, granted_at=_aware(row.granted_at),
-            ended_at=_aware(row.ended_at), idle_at=_aware(row.idle_at), _service=service,
+            queue_position=row.queue_position, created_at=as_utc(row.created_at), expires_at=as_utc(row.expires_at),
+            spec=str((row.request or {}).get("spec", "")), ttl_s=row.ttl_s, granted_at=as_utc(row.granted_at),
+            ended_at=as_utc(row.ended_at), idle_at=as_utc(row.idle_at), _service=service,
         )
 
     # -- state --------------------------------------------------------------------------------
@@ -76,19 +78,8 @@ class Lease:
     def cpu_cores(self) -> float:
         return self.cpu_milli / 1000
 
-    def _svc(self) -> SliceService:
-        if self._service is None:
-            raise RuntimeError("this Lease is detached from a SliceService; use wb.slices.get(lease_id)")
-        return self._service
 
-    def _update(self, other: Lease) -> Lease:
-        for f in fields(self):
-            setattr(self, f.name, getattr(other, f.name))
-        return self
 
-    def refresh(self) -> Lease:
-        """Re-read this lease from the store (state, queue position, reason)."""
-        return self._update(self._svc().get(self.id))
 
     def renew(self) -> Lease:
         """Heartbeat: push the expiry one TTL ahead."""
@@ -176,8 +167,3 @@ class LeaseList(list):  # type: ignore[type-arg]
         return f"<div class='workbench-leases'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive datetimes; every time the workbench stores is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value

@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from workbench.inventory.catalog import lookup
 from workbench.inventory.devices import Device, Inventory
-from workbench.slices.lease import LIVE_STATES, Lease, LeaseList, _aware
+from workbench.records import as_utc
+from workbench.slices.lease import LIVE_STATES, Lease, LeaseList
 from workbench.slices.placement import (
     DEFAULT_POLICY,
     FULL,
@@ -517,7 +518,7 @@ class SliceService:
                 expires_at=now + dt.timedelta(seconds=ttl), usage={},
             )
             held = s.connection().execute(_HELD_OR_QUEUED).all()
-            stale = any(r.expires_at is not None and _aware(r.expires_at) < now for r in held)
+            stale = any(r.expires_at is not None and as_utc(r.expires_at) < now for r in held)
             if not stale and not any(r.state == "queued" for r in held):
                 # Nobody waits and nothing expired: decide this request alone (the common, fast path).
                 book = Book(self, held)
@@ -602,9 +603,9 @@ class SliceService:
             row = self._owned(s, lease_id, "renew")
             if row.state not in (*LIVE_STATES, "queued"):
                 raise Conflict(f"lease {lease_id} is {row.state} ({row.reason or 'ended'}); request a new slice")
-            if row.expires_at is not None and _aware(row.expires_at) < now:
+            if row.expires_at is not None and as_utc(row.expires_at) < now:
                 self._end(s, row, "expired", now, "not renewed within its TTL")
-                raise Conflict(f"lease {lease_id} expired at {_aware(row.expires_at):%H:%M:%S} UTC before this renewal; request a new slice")
+                raise Conflict(f"lease {lease_id} expired at {as_utc(row.expires_at):%H:%M:%S} UTC before this renewal; request a new slice")
             row.heartbeat_at = now
             row.expires_at = now + dt.timedelta(seconds=row.ttl_s)
             return Lease.from_row(row, self)
@@ -640,7 +641,7 @@ class SliceService:
         """The recorded decisions about a lease (queued, granted, idle, reclaimed, preempted, ...)."""
         with self.wb.store.session() as s:
             rows = s.scalars(select(LeaseEventRow).where(LeaseEventRow.lease_id == lease_id).order_by(LeaseEventRow.id)).all()
-            return [{"at": _aware(r.at), "event": r.event, **(r.detail or {})} for r in rows]
+            return [{"at": as_utc(r.at), "event": r.event, **(r.detail or {})} for r in rows]
 
     def plan_mig(self, model: str, profiles: Sequence[str], existing: Iterable[str] = ()) -> Any:
         """Plan MIG instances on one GPU of `model` beside `existing` (PROFILE@START). See `mig.plan_mig`."""
@@ -692,7 +693,7 @@ class SliceService:
             return 0
         queued = s.scalars(select(LeaseRow).where(LeaseRow.state == "queued")).all()
         book = Book(self, self._live(s))
-        order = sorted(queued, key=lambda r: (-r.priority, book.dominant_share(r.owner), _aware(r.created_at), r.id))
+        order = sorted(queued, key=lambda r: (-r.priority, book.dominant_share(r.owner), as_utc(r.created_at), r.id))
         granted = 0
         position = 0
         for row in order:
@@ -782,7 +783,7 @@ class SliceService:
         min_runtime = self.wb.settings.preempt_min_runtime_s
         reclaimable = [
             r for r in book.rows
-            if r.state == "idle" and r.idle_at is not None and (now - _aware(r.idle_at)).total_seconds() >= grace
+            if r.state == "idle" and r.idle_at is not None and (now - as_utc(r.idle_at)).total_seconds() >= grace
         ]
         victims = self._victims(book, req, reclaimable)
         how = "reclaimed"
@@ -790,7 +791,7 @@ class SliceService:
             preemptible = [
                 r for r in book.rows
                 if r.priority < row.priority and r.granted_at is not None
-                and (now - _aware(r.granted_at)).total_seconds() >= min_runtime
+                and (now - as_utc(r.granted_at)).total_seconds() >= min_runtime
             ]
             victims = self._victims(book, req, preemptible)
             how = "preempted"
@@ -803,7 +804,7 @@ class SliceService:
             if how == "reclaimed":
                 evidence = dict(victim.usage or {})
                 reason = (
-                    f"reclaimed: idle since {_aware(victim.idle_at):%Y-%m-%d %H:%M:%S} UTC (no device use; "
+                    f"reclaimed: idle since {as_utc(victim.idle_at):%Y-%m-%d %H:%M:%S} UTC (no device use; "
                     f"grace {grace:g} s passed) for {row.owner}'s waiting request {row.id}"
                 )
                 self._end(s, victim, "reclaimed", now, reason)
@@ -811,7 +812,7 @@ class SliceService:
             else:
                 reason = (
                     f"preempted by {row.owner}'s lease {row.id} (priority {row.priority} > {victim.priority}) "
-                    f"after running {(now - _aware(victim.granted_at)).total_seconds():.0f} s "
+                    f"after running {(now - as_utc(victim.granted_at)).total_seconds():.0f} s "
                     f"(minimum {min_runtime:g} s)"
                 )
                 self._end(s, victim, "preempted", now, reason)
@@ -824,7 +825,7 @@ class SliceService:
             by_node.setdefault(r.node or "", []).append(r)
         best: list[LeaseRow] | None = None
         for rows in by_node.values():
-            rows = sorted(rows, key=lambda r: (r.priority, -(_aware(r.granted_at) or utcnow()).timestamp()))
+            rows = sorted(rows, key=lambda r: (r.priority, -(as_utc(r.granted_at) or utcnow()).timestamp()))
             taken: list[LeaseRow] = []
             for r in rows:
                 if best is not None and len(taken) + 1 >= len(best):
@@ -858,7 +859,7 @@ class SliceService:
                     row.state, row.idle_at, row.reason = "active", None, None
                     self._event(s, row.id, "active", {"evidence": _jsonable(sample)})
                 continue
-            since = _aware(row.last_active_at or row.granted_at) or now
+            since = as_utc(row.last_active_at or row.granted_at) or now
             if row.state == "active" and (now - since).total_seconds() >= idle_after:
                 row.state = "idle"
                 row.idle_at = now

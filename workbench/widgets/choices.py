@@ -48,6 +48,25 @@ def mig_profiles_for(device: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class FormOptions:
+    """What a form shows once a device is chosen: (label, value) pairs, and the defaults."""
+
+    nodes: list[tuple[str, str]]
+    kinds: list[tuple[str, str]]
+    profiles: list[str]
+
+    @property
+    def profile(self) -> str | None:
+        return self.profiles[0] if self.profiles else None
+
+
+def form_options(device: Any, nodes: list[str]) -> FormOptions:
+    return FormOptions(nodes=[("any node", ""), *((n, n) for n in nodes)],
+                       kinds=[(KIND_LABELS[k], k) for k in kinds_for(device)],
+                       profiles=mig_profiles_for(device))
+
+
+@dataclass(frozen=True)
 class SliceChoice:
     """A filled-in form: what kind of device, where, what kind of slice and how much."""
 

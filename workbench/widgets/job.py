@@ -10,7 +10,13 @@ import ipywidgets as w
 
 from workbench.widgets.live import Poller
 from workbench.widgets.loss_plot import LossPlot
-from workbench.widgets.render import TERMINAL_JOB_STATES, duration, error_html, esc, state_badge
+from workbench.widgets.render import (
+    TERMINAL_JOB_STATES,
+    duration,
+    error_html,
+    esc,
+    state_badge,
+)
 
 LOG_TAIL_LINES = 40
 

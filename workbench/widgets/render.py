@@ -145,7 +145,7 @@ def _share_drawing(leases: Sequence[Any], capacity_milli: int, field: str) -> st
         if milli <= 0:
             continue
         width = 100.0 * min(milli, capacity_milli) / capacity_milli
-        what = f"{milli / 1000:g} cores" if field == "cpu_milli" else (
+        what = (f"{milli / 1000:g} core" + ("" if milli == 1000 else "s")) if field == "cpu_milli" else (
             "whole" if _get(lease, "kind") == "whole" else f"{milli / 1000:.0%}")
         parts.append(_part(f"{what} · {_get(lease, 'owner')}", _get(lease, "owner"), f"width:{width:.2f}%",
                            _lease_title(lease)))

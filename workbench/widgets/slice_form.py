@@ -7,14 +7,21 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.widgets.choices import KIND_LABELS, SliceChoice, device_choices, kinds_for, mig_profiles_for
+from workbench.widgets.choices import SliceChoice, device_choices, form_options
 from workbench.widgets.live import Poller
-from workbench.widgets.render import HOLDING_STATES, WAITING_STATES, error_html, esc, state_badge
+from workbench.widgets.render import (
+    HOLDING_STATES,
+    WAITING_STATES,
+    error_html,
+    esc,
+    state_badge,
+)
 
 
 def lease_status_html(lease: Any) -> str:
     state = getattr(lease, "state", None)
-    where = ", ".join(getattr(lease, "device_keys", None) or ()) or "not placed yet"
+    keys = ", ".join(getattr(lease, "device_keys", None) or ())
+    where = f"on {esc(keys)}" if keys else "not placed yet"
     extra = ""
     if state in WAITING_STATES:
         extra = (f" · queue position <b class='wb-queue'>{esc(getattr(lease, 'queue_position', None))}</b>"
@@ -22,7 +29,7 @@ def lease_status_html(lease: Any) -> str:
     elif state not in HOLDING_STATES and getattr(lease, "reason", None):
         extra = f" · <span class='wb-reason'>{esc(lease.reason)}</span>"
     return (f"<div class='wb-lease-status'>Slice <code>{esc(lease.id)}</code> {state_badge(state)} "
-            f"on {esc(where)}{extra}</div>")
+            f"{where}{extra}</div>")
 
 
 class SliceRequestForm(w.VBox):
@@ -57,12 +64,11 @@ class SliceRequestForm(w.VBox):
     def _device_changed(self, *_: Any) -> None:
         if self.device.value not in self.choices:
             return
-        device, nodes = self.choices[self.device.value]
-        kinds = kinds_for(device)
-        self.node.options = [("any node", ""), *((n, n) for n in nodes)]
-        self.kind.options = [(KIND_LABELS[k], k) for k in kinds]
-        self.kind.value = kinds[0]
-        self.profile.options = mig_profiles_for(device)
+        offer = form_options(*self.choices[self.device.value])
+        self.node.options = offer.nodes
+        self.kind.options = offer.kinds
+        self.kind.value = offer.kinds[0][1]
+        self.profile.options, self.profile.value = offer.profiles, offer.profile
         self._kind_changed()
 
     def _kind_changed(self, *_: Any) -> None:

@@ -10,11 +10,21 @@ import panel as pn
 import param
 
 from workbench.app.feed import Feed, Unavailable
-from workbench.widgets.choices import KIND_LABELS, SliceChoice, device_choices, kinds_for, mig_profiles_for
+from workbench.widgets.choices import SliceChoice, device_choices, form_options
+from workbench.widgets.render import (
+    HOLDING_STATES,
+    WAITING_STATES,
+    error_html,
+    esc,
+    fleet_html,
+)
 from workbench.widgets.slice_form import lease_status_html
-from workbench.widgets.render import HOLDING_STATES, WAITING_STATES, error_html, esc, fleet_html, state_badge
 
 _LEASE_COLUMNS = ["id", "kind", "what", "device", "state", "queue", "reason", "expires"]
+
+
+def _cores(n: float) -> str:
+    return f"{n:g} core" + ("" if n == 1 else "s")
 
 
 def _lease_row(lease: Any) -> dict[str, Any]:
@@ -23,14 +33,14 @@ def _lease_row(lease: Any) -> dict[str, Any]:
         "mig": getattr(lease, "profile", None),
         "fraction": f"{(getattr(lease, 'gpu_milli', 0) or 0) / 1000:.0%} of a GPU",
         "whole": "whole GPU",
-        "cpu": f"{(getattr(lease, 'cpu_milli', 0) or 0) / 1000:g} cores",
+        "cpu": _cores((getattr(lease, "cpu_milli", 0) or 0) / 1000),
     }.get(kind or "", kind)
     expires = getattr(lease, "expires_at", None)
     return {
         "id": lease.id, "kind": kind, "what": what,
         "device": ", ".join(getattr(lease, "device_keys", None) or ()) or "–",
         "state": getattr(lease, "state", None),
-        "queue": getattr(lease, "queue_position", None),
+        "queue": getattr(lease, "queue_position", None) or "",
         "reason": getattr(lease, "reason", None) or "",
         "expires": expires.strftime("%H:%M:%S") if expires is not None else "",
     }
@@ -49,16 +59,16 @@ class SliceForm(param.Parameterized):
         self.on_change = on_change
         inventory = feed.devices()
         self.choices = {} if isinstance(inventory, Unavailable) else device_choices(inventory)
-        self.device = pn.widgets.Select(name="Device", options=list(self.choices), width=260)
-        self.node = pn.widgets.Select(name="Node", options={"any node": ""}, width=170)
-        self.kind = pn.widgets.RadioButtonGroup(name="Kind", options={}, button_type="primary",
+        self.device = pn.widgets.Select(label="Device", options=list(self.choices), width=260)
+        self.node = pn.widgets.Select(label="Node", options={"any node": ""}, width=170)
+        self.kind = pn.widgets.RadioButtonGroup(label="Kind", options={}, button_type="primary",
                                                 button_style="outline", margin=(26, 10, 10, 10))
-        self.profile = pn.widgets.Select(name="MIG profile", options=[], width=160)
-        self.fraction = pn.widgets.FloatSlider(name="Share of the GPU", start=0.05, end=1.0, step=0.05, value=0.25,
+        self.profile = pn.widgets.Select(label="MIG profile", options=[], width=160)
+        self.fraction = pn.widgets.FloatSlider(label="Share of the GPU", start=0.05, end=1.0, step=0.05, value=0.25,
                                                width=220)
-        self.cpus = pn.widgets.IntInput(name="CPU cores", start=1, value=1, width=110)
-        self.priority = pn.widgets.IntInput(name="Priority", start=-100, end=100, value=0, width=100)
-        self.submit = pn.widgets.Button(name="Request slice", button_type="primary", width=150,
+        self.cpus = pn.widgets.IntInput(label="CPU cores", start=1, value=1, width=110)
+        self.priority = pn.widgets.IntInput(label="Priority", start=-100, end=100, value=0, width=100)
+        self.submit = pn.widgets.Button(label="Request slice", button_type="primary", width=150,
                                         css_classes=["wb-request"])
         self.status = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-request-status"])
         self.pending = False
@@ -70,12 +80,11 @@ class SliceForm(param.Parameterized):
     def _device_changed(self, *_: Any) -> None:
         if self.device.value not in self.choices:
             return
-        device, nodes = self.choices[self.device.value]
-        kinds = kinds_for(device)
-        self.node.options = {"any node": "", **{n: n for n in nodes}}
-        self.kind.options = {KIND_LABELS[k]: k for k in kinds}
-        self.kind.value = kinds[0]
-        self.profile.options = mig_profiles_for(device)
+        offer = form_options(*self.choices[self.device.value])
+        self.node.options = dict(offer.nodes)
+        self.kind.options = dict(offer.kinds)
+        self.kind.value = offer.kinds[0][1]
+        self.profile.options, self.profile.value = offer.profiles, offer.profile
         self._kind_changed()
 
     def _kind_changed(self, *_: Any) -> None:
@@ -139,7 +148,7 @@ class FleetPage(param.Parameterized):
         self.drawing = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-fleet-pane"])
         self.notice = pn.pane.HTML("", sizing_mode="stretch_width")
         self.mine = pn.widgets.Tabulator(
-            pd.DataFrame(columns=_LEASE_COLUMNS), show_index=False, disabled=True, sizing_mode="stretch_width",
+            pd.DataFrame(columns=_LEASE_COLUMNS, dtype=object), show_index=False, disabled=True, sizing_mode="stretch_width",
             buttons={"release": "<span class='wb-release' title='Release this slice'>Release</span>"},
             layout="fit_data_stretch", css_classes=["wb-my-slices"],
         )
@@ -178,7 +187,7 @@ class FleetPage(param.Parameterized):
             self.form.show_waiting(mine)
             frame = pd.DataFrame([_lease_row(lease) for lease in mine
                                   if getattr(lease, "state", None) in HOLDING_STATES | WAITING_STATES],
-                                 columns=_LEASE_COLUMNS)
+                                 columns=_LEASE_COLUMNS, dtype=object)
             if not frame.equals(self.mine.value):
                 self.mine.value = frame
 

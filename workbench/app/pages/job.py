@@ -12,7 +12,13 @@ from bokeh.plotting import figure
 
 from workbench.app.feed import Feed, Unavailable
 from workbench.widgets.job import elapsed_s, log_tail, metric_series
-from workbench.widgets.render import TERMINAL_JOB_STATES, duration, error_html, esc, state_badge
+from workbench.widgets.render import (
+    TERMINAL_JOB_STATES,
+    duration,
+    error_html,
+    esc,
+    state_badge,
+)
 
 LOG_TAIL_LINES = 200
 
@@ -50,7 +56,7 @@ class JobPage(param.Parameterized):
         self.logs = pn.pane.HTML("<pre class='wb-log'></pre>", sizing_mode="stretch_width", css_classes=["wb-job-logs"])
         self.artifacts = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-job-artifacts"])
         self.profile = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-job-profile"])
-        self.cancel = pn.widgets.Button(name="Cancel job", button_type="danger", width=130, visible=False)
+        self.cancel = pn.widgets.Button(label="Cancel job", button_type="danger", width=130, visible=False)
         self.cancel.on_click(self._cancel)
         self._done = False
         self._ended_ticks = 0
@@ -87,6 +93,10 @@ class JobPage(param.Parameterized):
             "framework": esc(getattr(job, "framework", None) or "none"),
             "elapsed": esc(duration(elapsed_s(job))),
         }
+        energy_j = getattr(job, "energy_j", None)
+        if energy_j is not None:
+            estimated = " (estimated)" if getattr(job, "energy_estimated", False) else ""
+            rows["energy"] = esc(f"{energy_j / 3600:,.3g} Wh{estimated}")
         body = "".join(f"<tr><th>{k}</th><td class='wb-job-{k}'>{v}</td></tr>" for k, v in rows.items())
         header = f"<h3 style='margin:0 0 4px 0'>{esc(getattr(job, 'name', ''))}</h3><table class='wb-kv'>{body}</table>"
         if header != self.header.object:

@@ -104,13 +104,13 @@ class SubmitForm(param.Parameterized):
         super().__init__(**params)
         self.feed = feed
         self.on_submit = on_submit
-        self.path = pn.widgets.TextInput(name="Script or notebook", placeholder="examples/torch_cnn_digits.py", width=360)
-        self.job_name = pn.widgets.TextInput(name="Name", placeholder="(from the file name)", width=180)
-        self.framework = pn.widgets.Select(name="Framework", options={"none": "", "PyTorch": "torch", "JAX": "jax"},
+        self.path = pn.widgets.TextInput(label="Script or notebook", placeholder="examples/torch_cnn_digits.py", width=360)
+        self.job_name = pn.widgets.TextInput(label="Name", placeholder="(from the file name)", width=180)
+        self.framework = pn.widgets.Select(label="Framework", options={"none": "", "PyTorch": "torch", "JAX": "jax"},
                                            width=120)
-        self.slice = pn.widgets.Select(name="Slice", options={"new CPU slice": "cpu"}, width=260)
-        self.profile = pn.widgets.Checkbox(name="capture a profile", value=False, margin=(30, 10, 10, 10))
-        self.submit = pn.widgets.Button(name="Submit job", button_type="primary", width=130, margin=(26, 10, 10, 10))
+        self.slice = pn.widgets.Select(label="Slice", options={"new CPU slice": "cpu"}, width=260)
+        self.profile = pn.widgets.Checkbox(label="capture a profile", value=False, margin=(30, 10, 10, 10))
+        self.submit = pn.widgets.Button(label="Submit job", button_type="primary", width=130, margin=(26, 10, 10, 10))
         self.status = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-submit-status"])
         self.submit.on_click(self._submit)
         self.refresh_slices()

@@ -61,9 +61,9 @@ class KernelsPage(param.Parameterized):
                                           sizing_mode="stretch_width"))
             return
         names = sorted({k.name for k in kernels})
-        self.kernel = pn.widgets.Select(name="Kernel", options=names, width=180)
-        self.backend = pn.widgets.Select(name="Backend", options=sorted({k.backend for k in kernels}), width=120)
-        self.check = pn.widgets.Button(name="Check against reference", button_type="primary", width=210,
+        self.kernel = pn.widgets.Select(label="Kernel", options=names, width=180)
+        self.backend = pn.widgets.Select(label="Backend", options=sorted({k.backend for k in kernels}), width=120)
+        self.check = pn.widgets.Button(label="Check against reference", button_type="primary", width=210,
                                        margin=(26, 10, 10, 10))
         self.check_status = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-check-status"])
         self.check.on_click(self._check)
@@ -71,8 +71,8 @@ class KernelsPage(param.Parameterized):
             results_frame([]), show_index=False, disabled=True, sizing_mode="stretch_width", layout="fit_data_table",
             max_height=380, css_classes=["wb-kernel-results"],
         )
-        self.device = pn.widgets.Select(name="Roofline of", options=list(ROOFLINE_DEVICES), width=160)
-        self.dtype = pn.widgets.Select(name="dtype", options=["float16", "bfloat16", "float32"], width=120)
+        self.device = pn.widgets.Select(label="Roofline of", options=list(ROOFLINE_DEVICES), width=160)
+        self.dtype = pn.widgets.Select(label="dtype", options=["float16", "bfloat16", "float32"], width=120)
         self.roofline = pn.Column(roofline_pane(feed.wb, self.device.value, self.dtype.value))
         self.device.param.watch(self._roofline, "value")
         self.dtype.param.watch(self._roofline, "value")

@@ -31,6 +31,12 @@ def show(value: Any, **kwargs: Any) -> pn.viewable.Viewable:
     return pn.panel(value, sizing_mode="stretch_width")
 
 
+def _tall(fig: Any, min_height: int = 300) -> Any:
+    """A one-lane timeline is a sliver: give it room to zoom into."""
+    fig.height = max(fig.height or 0, min_height)
+    return fig
+
+
 def profile_row(p: Any) -> dict[str, Any]:
     created = getattr(p, "created_at", None)
     return {
@@ -81,8 +87,8 @@ class ProfilesPage(param.Parameterized):
             ("Summary", lambda: pn.pane.HTML(profile._repr_html_(), sizing_mode="stretch_width")),
             ("Top kernels", lambda: pn.Column(show(profile.kernels().head(50)), pn.pane.Bokeh(profile.plot("kernels")),
                                               sizing_mode="stretch_width")),
-            ("Timeline", lambda: pn.pane.Bokeh(profile.timeline(), sizing_mode="stretch_width",
-                                               css_classes=["wb-timeline"])),
+            ("Timeline", lambda: pn.Column(pn.pane.Bokeh(_tall(profile.timeline()), sizing_mode="stretch_width"),
+                                           sizing_mode="stretch_width", css_classes=["wb-timeline"])),
         )
         for label, view in views:
             try:
@@ -91,7 +97,7 @@ class ProfilesPage(param.Parameterized):
                 tabs.append((label, pn.pane.HTML(error_html(f"{label} unavailable", f"{type(exc).__name__}: {exc}"),
                                                  sizing_mode="stretch_width")))
         others = [i for i in ids if i != profile_id]
-        picker = pn.widgets.Select(name="Compare with", options=[""] + others, value=compare_id or "", width=260)
+        picker = pn.widgets.Select(label="Compare with", options=[""] + others, value=compare_id or "", width=260)
         compare_pane = pn.Column(sizing_mode="stretch_width", css_classes=["wb-compare"])
 
         def compare(*_: Any) -> None:
