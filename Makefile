@@ -53,6 +53,10 @@ test-notebooks:
 	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300 -o testpaths=notebooks; \
 	  rc=$$?; [ $$rc -eq 0 -o $$rc -eq 5 ]
 
+# The notebooks rendered as HTML in site/, with links between pages checked (exit 1 on a broken one).
+docs: install
+	$(BIN)/python scripts/build_docs.py
+
 # Rebuild the prebuilt JupyterLab extension (committed under workbench/labextension, so `pip
 # install` needs no Node.js). Needs Node.js 20 and the npm registry.
 labextension: install

@@ -30,6 +30,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+try:
+    import pandas  # noqa: F401
+except ImportError:  # run by a Python without the project's packages: use the project's .venv
+    _venv = ROOT / ".venv"
+    if (_venv / "bin" / "python").exists() and Path(sys.prefix).resolve() != _venv.resolve():
+        import os
+
+        os.execv(str(_venv / "bin" / "python"), [str(_venv / "bin" / "python"), *sys.argv])
+    raise
 
 from workbench.energy.replay import load_fleet_pools, load_tasks, replay  # noqa: E402
 from workbench.energy.signal import BUILTIN_ZONES, builtin_path, read_csv  # noqa: E402

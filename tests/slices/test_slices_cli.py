@@ -60,3 +60,15 @@ def test_cli_errors_are_one_line(cli_env: Path, capsys: pytest.CaptureFixture[st
             main(args)
         err = capsys.readouterr().err
         assert stop.value.code == 1 and words in err and err.startswith("error:"), err
+
+
+def test_plan_mig_json_reports_an_impossible_gpu_as_json() -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "workbench", "slices", "plan-mig", "--gpu", "Tesla T4", "1g.10gb", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    result = json.loads(out.stdout)
+    assert result["feasible"] is False and "no MIG" in result["reason"]

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from workbench.cli._common import console, get_workbench, print_json, table
+from workbench.errors import WorkbenchError
 
 app = typer.Typer(help="GPU slices: MIG instances, fractions, whole GPUs, CPU cores; placement policies.", no_args_is_help=True)
 
@@ -121,7 +122,14 @@ def plan_mig(
     there = [item for raw in existing or [] for item in raw.split(",") if item]
     there += [p for p in profiles if "@" in p]
     wanted = [p for p in profiles if "@" not in p]
-    result = plan(gpu, wanted, there)
+    try:
+        result = plan(gpu, wanted, there)
+    except WorkbenchError as exc:
+        if not as_json:
+            raise
+        # Machines get JSON on stdout either way; a request that can never be met exits 1.
+        print_json({"feasible": False, "reason": str(exc)})
+        raise typer.Exit(1) from None
     if as_json:
         print_json(result.as_json())
         return

@@ -313,7 +313,17 @@ class KernelService:
 
 # -- where the kernels can run ---------------------------------------------------------------------
 def _cuda_available() -> bool:
+    """Whether torch can use a GPU here. Asks NVML first, so a machine without an NVIDIA driver
+    never imports torch (about 180 MB) just to learn that it has no CUDA."""
     if "torch" not in sys.modules:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            if pynvml.nvmlDeviceGetCount() == 0:
+                return False
+        except Exception:  # no driver, no library: no GPU
+            return False
         try:
             import torch
         except ImportError:
