@@ -7,6 +7,7 @@ A record is a snapshot of a database row with a link back to the service that re
 from __future__ import annotations
 
 import datetime as dt
+import html
 from dataclasses import fields
 from typing import Any, Self
 
@@ -39,3 +40,31 @@ class ServiceRecord:
     def refresh(self) -> Self:
         """Re-read this record from the database."""
         return self._update(self._svc().get(self.id))
+
+
+def html_card(
+    css_class: str, title: str, state: str, color: str, rows: list[tuple[str, str]], footer: str = "", subtitle: str = ""
+) -> str:
+    """A record in a notebook: its title in bold (then `subtitle`), a coloured state badge and a
+    table of `(label, value)`.
+
+    `footer` is HTML placed after the table (already escaped by the caller).
+    """
+    body = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
+    return (
+        f"<div class='{css_class}'><b>{html.escape(title)}</b> {html.escape(subtitle) + ' ' if subtitle else ''}"
+        f"<span style='color:white;background:{color};padding:0 .4em;border-radius:3px'>{html.escape(state)}</span>"
+        f"<table>{body}</table>{footer}</div>"
+    )
+
+
+def html_table(css_class: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]], empty: str) -> str:
+    """A list of records in a notebook; `empty` is shown (in italics) when there are none."""
+    if not rows:
+        return f"<div class='{css_class}'><i>{html.escape(empty)}</i></div>"
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>" for cells in rows)
+    return f"<div class='{css_class}'><table><tr>{head}</tr>{body}</table></div>"

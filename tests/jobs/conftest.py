@@ -6,15 +6,10 @@ test still gets its own jobs, folders and database rows.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +27,3 @@ def lease(jobs_wb: Any) -> Iterator[Any]:
     held = jobs_wb.slices.request("cpu", ttl_s=600)
     yield held
     held.release()
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)

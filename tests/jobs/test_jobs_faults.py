@@ -12,7 +12,7 @@ from typing import Any
 
 import cloudpickle
 import pytest
-from conftest import wait_until
+from jobs_helpers import wait_until
 
 import workbench
 from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound

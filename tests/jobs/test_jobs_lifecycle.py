@@ -11,7 +11,7 @@ from typing import Any
 
 import cloudpickle
 import pytest
-from conftest import EXAMPLES, wait_until
+from jobs_helpers import EXAMPLES, wait_until
 
 import workbench
 

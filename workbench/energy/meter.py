@@ -63,6 +63,7 @@ from typing import Any
 from workbench.errors import InvalidRequest
 from workbench.inventory.catalog import lookup
 from workbench.inventory.devices import Device
+from workbench.inventory.discovery import load_nvml
 
 DEFAULT_POWERCAP = Path("/sys/class/powercap")
 CPU_WATTS_PER_CORE = 10.0
@@ -264,15 +265,6 @@ class _CpuEstimate(_Source):
 # -- the meter ---------------------------------------------------------------------------------
 
 
-def _load_nvml() -> Any | None:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        return pynvml
-    except Exception:  # no library or no driver: no NVIDIA GPU here
-        return None
-
 
 def _rapl_files(root: Path) -> list[tuple[Path, float]]:
     """Package-level RAPL domains (`intel-rapl:N`, not their `:N:M` sub-domains) we can read."""
@@ -342,7 +334,7 @@ class EnergyMeter:
         instance's `share` (compute slices / 7).
         """
         env = os.environ if environ is None else environ
-        meter_nvml = nvml if nvml is not None else _load_nvml()
+        meter_nvml = nvml if nvml is not None else load_nvml()
         from workbench.inventory.discovery import cpu_device, discover
 
         visible = env.get("CUDA_VISIBLE_DEVICES")
@@ -360,7 +352,7 @@ class EnergyMeter:
     # -- sources --
     def _driver(self) -> Any | None:
         if not self._nvml_loaded:
-            self._nvml = _load_nvml()
+            self._nvml = load_nvml()
             self._nvml_loaded = True
         return self._nvml
 

@@ -6,6 +6,7 @@ can hand in a fake driver's answers while the logic stays real.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from types import ModuleType
@@ -41,7 +42,10 @@ def _cpu_model() -> str:
     return "CPU"
 
 
-def _load_nvml() -> ModuleType | None:
+@functools.cache
+def load_nvml() -> ModuleType | None:
+    """pynvml, initialized, or None where there is no NVIDIA driver. Once per process: the inventory,
+    the energy meter and the kernel harness all ask."""
     try:
         import pynvml
     except ImportError:
@@ -140,7 +144,7 @@ def discover(nvml: Any | None = None) -> Inventory:
     The CPU is listed even beside GPUs so CPU slices stay available for data loading and tests.
     """
     node = socket.gethostname()
-    driver = nvml if nvml is not None else _load_nvml()
+    driver = nvml if nvml is not None else load_nvml()
     gpus = nvml_devices(driver, node) if driver is not None else []
     cpu = cpu_device(node)
     cpu_milli = (cpu.cores or 1) * 1000

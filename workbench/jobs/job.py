@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from workbench.records import ServiceRecord, as_utc
+from workbench.records import ServiceRecord, as_utc, html_card, html_table
 
 if TYPE_CHECKING:
     from workbench.jobs.service import JobService
@@ -212,34 +212,23 @@ class Job(ServiceRecord):
         if self.energy_j is not None:
             rows.append(("energy", f"{self.energy_j:.1f} J" + (" (estimated)" if self.energy_estimated else "")))
         rows.append(("log", self.log_path or "–"))
-        body = "".join(
-            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in rows
-        )
         error = ""
         if self.error:
             error = f"<details><summary>error</summary><pre>{html.escape(self.error[-4000:])}</pre></details>"
-        return (
-            f"<div class='workbench-job'><b>Job {html.escape(self.id)}</b> {html.escape(self.name)} "
-            f"<span style='color:white;background:{color};padding:0 .4em;border-radius:3px'>{html.escape(self.state)}</span>"
-            f"<table>{body}</table>{error}</div>"
-        )
+        return html_card("workbench-job", f"Job {self.id}", self.state, color, rows, error, subtitle=self.name)
 
 
 class JobList(list):  # type: ignore[type-arg]
     """A list of jobs that shows as a table in notebooks."""
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in ("id", "name", "owner", "state", "framework", "slice", "created", "reason"))
-        rows = []
-        for job in self:
-            cells = (job.id, job.name, job.owner, job.state, job.framework or "–", job.lease_id or job.slice_spec or "–",
-                     _fmt(job.created_at), job.reason or "")
-            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-        if not rows:
-            return "<div class='workbench-jobs'><i>no jobs</i></div>"
-        return f"<div class='workbench-jobs'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
-
+        rows = [
+            (job.id, job.name, job.owner, job.state, job.framework or "–", job.lease_id or job.slice_spec or "–",
+             _fmt(job.created_at), job.reason or "")
+            for job in self
+        ]
+        return html_table("workbench-jobs", ("id", "name", "owner", "state", "framework", "slice", "created", "reason"),
+                          rows, "no jobs")
 
 def _fmt(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "–"

@@ -316,13 +316,13 @@ def _cuda_available() -> bool:
     """Whether torch can use a GPU here. Asks NVML first, so a machine without an NVIDIA driver
     never imports torch (about 180 MB) just to learn that it has no CUDA."""
     if "torch" not in sys.modules:
-        try:
-            import pynvml
+        from workbench.inventory.discovery import load_nvml
 
-            pynvml.nvmlInit()
-            if pynvml.nvmlDeviceGetCount() == 0:
+        nvml = load_nvml()
+        try:
+            if nvml is None or nvml.nvmlDeviceGetCount() == 0:
                 return False
-        except Exception:  # no driver, no library: no GPU
+        except Exception:  # a driver that does not answer: no usable GPU
             return False
         try:
             import torch

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import html
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from workbench.records import ServiceRecord, as_utc
+from workbench.records import ServiceRecord, as_utc, html_card, html_table
 
 if TYPE_CHECKING:
     from workbench.slices.service import SliceService
@@ -139,31 +138,19 @@ class Lease(ServiceRecord):
             rows.append(("expires", self.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC") + " unless renewed"))
         if self.env:
             rows.append(("environment", " ".join(f"{k}={v}" for k, v in sorted(self.env.items()))))
-        body = "".join(
-            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in rows
-        )
-        return (
-            f"<div class='workbench-lease'><b>Lease {html.escape(self.id)}</b> "
-            f"<span style='color:white;background:{color};padding:0 .4em;border-radius:3px'>{html.escape(self.state)}</span>"
-            f"<table>{body}</table></div>"
-        )
+        return html_card("workbench-lease", f"Lease {self.id}", self.state, color, rows)
 
 
 class LeaseList(list):  # type: ignore[type-arg]
     """A list of leases that shows as a table in notebooks."""
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in ("id", "owner", "state", "slice", "priority", "expires / reason"))
         rows = []
         for lease in self:
             note = lease.reason if lease.state != "active" and lease.reason else (
                 lease.expires_at.strftime("%H:%M:%S") if lease.expires_at else "")
-            cells = (lease.id, lease.owner, lease.state, lease.describe() if lease.state != "queued" else lease.spec,
-                     str(lease.priority), note or "")
-            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-        if not rows:
-            return "<div class='workbench-leases'><i>no leases</i></div>"
-        return f"<div class='workbench-leases'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
+            rows.append((lease.id, lease.owner, lease.state, lease.describe() if lease.state != "queued" else lease.spec,
+                         str(lease.priority), note or ""))
+        return html_table("workbench-leases", ("id", "owner", "state", "slice", "priority", "expires / reason"), rows, "no leases")
 
 
