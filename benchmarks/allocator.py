@@ -8,7 +8,9 @@ and prints each one's unallocated GPU share and placement decisions per second, 
 each to best-fit measured in the same run. Part 2 starts N processes that request and release
 slices through one SQLite database (the real `SliceService`, `BEGIN IMMEDIATE` for every
 allocation) and prints committed allocations per second, then checks that no GPU was ever held
-beyond its capacity.
+beyond its capacity. Its same-run baselines: the same loop in one process alone (what the lock's
+serialization costs), and bare SQLite write transactions from as many processes (the database's
+own ceiling, nothing decided).
 """
 
 from __future__ import annotations
@@ -79,7 +81,64 @@ def _worker(home: str, fleet: str, seed: int, seconds: float, start_at: float, q
     wb.close()
 
 
+def _bare_worker(path: str, seed: int, seconds: float, start_at: float, queue: mp.Queue) -> None:
+    """The floor: a write transaction per operation on the same kind of database, nothing decided.
+
+    Same discipline as the service (a blocking file lock, then BEGIN IMMEDIATE, WAL, synchronous
+    NORMAL), one INSERT or DELETE of a lease-sized row per transaction, through the stdlib driver."""
+    import fcntl
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    lock = open(path + ".alloc.lock", "a")  # noqa: SIM115 - closed with the process
+    held: list[int] = []
+    ops = 0
+    payload = "x" * 600
+    while time.time() < start_at:
+        time.sleep(0.001)
+    deadline = start_at + seconds
+    while time.time() < deadline:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        conn.execute("BEGIN IMMEDIATE")
+        if len(held) >= 4:
+            conn.execute("DELETE FROM leases WHERE id = ?", (held.pop(0),))
+        else:
+            held.append(conn.execute("INSERT INTO leases (owner, body) VALUES (?, ?)", (f"p{seed}", payload)).lastrowid)
+        conn.execute("COMMIT")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        ops += 1
+    queue.put(ops)
+
+
+def bare_writes(processes: int, seconds: float) -> float:
+    """Write transactions per second that N processes get from SQLite alone (the baseline)."""
+    import sqlite3
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "bare.db")
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE leases (id INTEGER PRIMARY KEY, owner TEXT, body TEXT)")
+        conn.close()
+        ctx = mp.get_context("fork")
+        queue: mp.Queue = ctx.Queue()
+        start_at = time.time() + 1.0
+        procs = [ctx.Process(target=_bare_worker, args=(path, i, seconds, start_at, queue)) for i in range(processes)]
+        for p in procs:
+            p.start()
+        ops = sum(queue.get(timeout=seconds + 60) for _ in procs)
+        for p in procs:
+            p.join()
+    return ops / seconds
+
+
 def commits_part(processes: int, seconds: float) -> None:
+    single = _commits(1, seconds / 2)
+    _commits(processes, seconds, single)
+
+
+def _commits(processes: int, seconds: float, single: float | None = None) -> float:
     from sqlalchemy import select
 
     from workbench import Workbench
@@ -103,8 +162,16 @@ def commits_part(processes: int, seconds: float) -> None:
             p.join()
         granted = sum(g for g, _ in results)
         refused = sum(r for _, r in results)
+        if single is None:
+            return granted / seconds
+        bare = bare_writes(processes, seconds)
+        ops = (granted + refused) + granted  # requests answered, and the releases of what was granted
         print(f"\nCommitted allocations through SQLite, {processes} processes, {seconds:g} s (plus as many releases):")
         print(f"  {granted / seconds:,.0f} allocations/s  ({granted} granted, {refused} refused because the fleet was full)")
+        print(f"  same run, one process alone: {single:,.0f} allocations/s; {processes} processes get "
+              f"{granted / seconds / single:.3f} x that (the allocation lock serializes them)")
+        print(f"  same run, bare SQLite: {bare:,.0f} write transactions/s from {processes} processes (nothing decided); "
+              f"the service's {ops / seconds:,.0f} transactions/s are {ops / seconds / bare:.3f} x that")
         wb = Workbench(home=home, fleet=fleet)
         with wb.store.session() as s:
             live = s.scalars(select(LeaseRow).where(LeaseRow.state == "active")).all()
@@ -116,6 +183,7 @@ def commits_part(processes: int, seconds: float) -> None:
         over = {k: v for k, v in per_gpu.items() if v > 1000}
         print(f"  books: {len(live)} live leases, {'no GPU over capacity' if not over else f'DOUBLE-BOOKED: {over}'}")
         wb.close()
+        return granted / seconds
 
 
 def main(argv: list[str] | None = None) -> None:

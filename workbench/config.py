@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workbench.errors import ConfigError
 
 ENV_PREFIX = "WORKBENCH_"
+QUOTA_RESOURCES = ("gpus", "cpus", "memory_gib")
 # Variables that are read elsewhere and are not settings: the config file's name, and the
 # environment a slice or a job hands its processes (WORKBENCH_SLICE_*, WORKBENCH_JOB_*).
 _ENV_NOT_SETTINGS = {"WORKBENCH_CONFIG"}
@@ -56,8 +57,9 @@ class Settings(BaseModel):
     lease_ttl_s: float = Field(300.0, gt=0, description="A lease expires unless renewed within this time.")
     idle_after_s: float = Field(1800.0, gt=0, description="A lease with no device use for this long is idle.")
     idle_grace_s: float = Field(600.0, ge=0, description="An idle lease is reclaimed this long after its owner is told, when others wait.")
+    sweep_interval_s: float = Field(60.0, ge=0, description="How often a long-running server (Jupyter) expires leases, checks idle ones and grants waiting requests; 0: never.")
     policy: str | None = Field(None, description="Placement policy; default the one that measures best.")
-    quotas: dict[str, dict[str, float]] = Field(default_factory=dict, description='Slice quotas: {"user:NAME"|"project:NAME"|"user:*"|"project:*": {"gpus": N, "cpus": N}}.')
+    quotas: dict[str, dict[str, float]] = Field(default_factory=dict, description='Slice quotas: {"user:NAME"|"project:NAME"|"user:*"|"project:*": {"gpus": N, "cpus": N, "memory_gib": N}}.')
     preempt_min_runtime_s: float = Field(300.0, ge=0, description="A lease runs at least this long before a higher priority may preempt it.")
     mlflow_uri: str | None = Field(None, description="MLflow tracking server for job params, metrics and artifacts.")
     carbon_signal: Path | None = Field(None, description="CSV of hourly grid carbon intensity (timestamp, avg_CI).")
@@ -79,6 +81,21 @@ class Settings(BaseModel):
     def traces_dir(self) -> Path:
         return self.home / "traces"
 
+
+    @field_validator("quotas")
+    @classmethod
+    def _known_quotas(cls, quotas: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        """A misspelt scope or resource would silently not limit anything: refuse it."""
+        for scope, limits in quotas.items():
+            kind, _, name = scope.partition(":")
+            if kind not in ("user", "project") or not name:
+                raise ValueError(f"quota scope {scope!r} is not user:NAME, project:NAME, user:* or project:*")
+            for resource, limit in limits.items():
+                if resource not in QUOTA_RESOURCES:
+                    raise ValueError(f"quota {scope!r} names {resource!r}; valid: {', '.join(QUOTA_RESOURCES)}")
+                if limit < 0:
+                    raise ValueError(f"quota {scope!r} {resource} = {limit} must be 0 or more")
+        return quotas
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:

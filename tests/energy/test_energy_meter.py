@@ -166,3 +166,25 @@ def test_bad_arguments_and_misuse() -> None:
         with pytest.raises(InvalidRequest, match="already running"):
             meter.start()
     assert meter.reading is not None and meter.reading.as_json()["method"] == "estimate-tdp"
+
+
+def test_one_sampling_thread_serves_many_measurements_and_ends_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.energy import meter as meter_module
+
+    monkeypatch.setattr(meter_module, "_SAMPLER_IDLE_S", 0.2)
+    nvml = FakeNvml([FakeGpu()])
+    meter = EnergyMeter(_gpus(nvml), nvml=nvml, sample_interval_s=0.01)
+    threads = set()
+    for _ in range(3):  # back-to-back jobs on one worker reuse one thread
+        meter.start()
+        time.sleep(0.05)
+        threads.add(meter._thread)
+        assert len(meter.stop().samples) >= 2
+    assert len(threads) == 1
+    sampler = threads.pop()
+    sampler.join(5)  # idle for longer than _SAMPLER_IDLE_S: it ends, nothing leaks
+    assert not sampler.is_alive() and meter._thread is None
+    meter.start()  # and the next measurement starts a new one
+    time.sleep(0.05)
+    assert meter._thread is not None and meter._thread.is_alive()
+    assert len(meter.stop().samples) >= 2

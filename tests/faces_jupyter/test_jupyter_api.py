@@ -370,3 +370,24 @@ async def test_a_missing_service_is_503_and_the_others_still_answer(api: Any, mo
     assert info["services"]["kernels"] is False
     status, _ = await api("GET", "slices")
     assert status == 200
+
+
+async def test_the_server_sweeps_leases_on_a_timer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead notebook's slice comes back even when nobody requests another one."""
+    from workbench import Workbench
+    from workbench.jupyter.extension import WorkbenchHolder, _start_sweeps
+
+    monkeypatch.setenv("WORKBENCH_SWEEP_INTERVAL_S", "0.2")
+    wb = Workbench(home=tmp_path / "home", lease_ttl_s=0.3)
+    holder = WorkbenchHolder(lambda: wb)
+    lease = wb.slices.request("cpu")
+    _start_sweeps(holder)
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if wb.slices.get(lease.id).state == "expired":
+                break
+        expired = wb.slices.get(lease.id)
+        assert expired.state == "expired" and "not renewed within its TTL" in (expired.reason or "")
+    finally:
+        holder.close()

@@ -68,3 +68,11 @@ def test_table_settings_from_environment_are_json(tmp_path: Path) -> None:
     assert load_settings(environ=env).quotas == {"user:*": {"gpus": 2}}
     with pytest.raises(ConfigError, match="WORKBENCH_QUOTAS: not valid JSON"):
         load_settings(environ={"WORKBENCH_QUOTAS": "{gpus"})
+
+
+def test_a_misspelt_quota_is_an_error_not_a_quota_that_limits_nothing() -> None:
+    with pytest.raises(ConfigError, match="quota 'user:\\*' names 'gpu'; valid: gpus, cpus, memory_gib"):
+        load_settings(environ={"WORKBENCH_QUOTAS": '{"user:*": {"gpu": 2}}'})
+    with pytest.raises(ConfigError, match="quota scope 'team:x' is not user:NAME"):
+        load_settings(environ={"WORKBENCH_QUOTAS": '{"team:x": {"gpus": 2}}'})
+    assert load_settings(environ={"WORKBENCH_QUOTAS": '{"project:p": {"memory_gib": 64}}'}).quotas == {"project:p": {"memory_gib": 64}}

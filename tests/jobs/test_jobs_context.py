@@ -13,7 +13,7 @@ import workbench
 from workbench.errors import InvalidRequest
 from workbench.jobs import context, metrics
 from workbench.jobs.context import JobCancelled, JobContext
-from workbench.jobs.runner import run_job
+from workbench.jobs.runner import attempt_path, read_outcome, run_job
 from workbench.jobs.service import _check_framework, parse_duration
 
 
@@ -110,6 +110,17 @@ def test_runner_records_a_failure_with_its_traceback(tmp_path: Path) -> None:
     # The same attempt started again (Dask re-ran it after losing its worker) is a dead worker, not a second run.
     again = run_job(spec)
     assert again["state"] == "failed" and again["reason"] == "worker died"
+    # The attempt's file holds the first run's outcome (what a restarted workbench reads).
+    recorded = read_outcome(tmp_path, 1)
+    assert recorded["state"] == "failed" and recorded["reason"] == "ValueError: boom from the job"
+
+
+def test_an_attempt_that_started_and_never_ended_has_no_outcome(tmp_path: Path) -> None:
+    attempt_path(tmp_path, 2).write_bytes(b"")  # created at the start; the worker died before the end
+    assert read_outcome(tmp_path, 2) == {}
+    attempt_path(tmp_path, 3).write_bytes(b'{"state": "succ')  # cut short mid-write
+    assert read_outcome(tmp_path, 3) == {}
+    assert read_outcome(tmp_path, 4) == {}  # never started
 
 
 def test_runner_passes_params_to_a_script_as_arguments(tmp_path: Path) -> None:

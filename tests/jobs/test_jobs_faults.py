@@ -174,3 +174,23 @@ def _zombie(pid: int) -> bool:
             return f.read().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_a_running_job_whose_slice_is_preempted_ends_preempted_and_says_by_whom(tmp_path: Path) -> None:
+    import os
+
+    from workbench import Workbench
+
+    cores = os.cpu_count() or 1
+    spec = f"cpu:{cores}"  # the whole machine: the next request must preempt it
+    with Workbench(home=tmp_path / "home", user="alice", preempt_min_runtime_s=0) as alice, \
+            Workbench(home=tmp_path / "home", user="bob", preempt_min_runtime_s=0) as bob:
+        job = alice.jobs.submit(_loop, slice=spec, priority=0)
+        wait_until(lambda: alice.jobs.get(job.id).state == "running", 60, "the job to run")
+        urgent = bob.slices.request(spec, priority=5, wait=False)
+        assert urgent.state == "active"
+        job.wait(60)
+        assert job.state == "preempted"
+        assert f"was preempted: preempted by bob's lease {urgent.id}" in (job.reason or "")
+        assert [e["state"] for e in job.events()][-1] == "preempted"
+        urgent.release()

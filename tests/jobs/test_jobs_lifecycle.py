@@ -105,6 +105,30 @@ def test_a_failing_job_is_failed_with_its_traceback_and_its_own_slice_released(j
     wait_until(lambda: jobs_wb.slices.get(job.lease_id).state == "released", 10, "the job's slice to be released")
 
 
+def _noop() -> None:
+    return None
+
+
+def test_wait_answers_from_the_drivers_own_writes_and_they_match_the_database(jobs_wb: Any, lease: Any) -> None:
+    """`wait()` builds an ended job from what the driver wrote (no read back): it must be the stored job."""
+    for fn in (_noop, _fail):
+        job = jobs_wb.jobs.submit(fn, slice=lease)
+        waited = jobs_wb.jobs.wait(job.id, 60)
+        assert waited.done and waited.state == ("succeeded" if fn is _noop else "failed")
+        assert waited == jobs_wb.jobs.get(job.id)
+    running = jobs_wb.jobs.submit(_loop_logging, slice=lease)
+    wait_until(lambda: jobs_wb.jobs.get(running.id).state == "running", 30, "the job to run")
+    cancelled = jobs_wb.jobs.cancel(running.id)
+    assert cancelled.state == "cancelled" and cancelled == jobs_wb.jobs.get(running.id)
+
+
+def test_a_job_that_never_ran_says_why_in_its_log(jobs_wb: Any) -> None:
+    job = jobs_wb.jobs.submit(_noop, slice="1g.10gb")  # no MIG GPU here: the slice cannot be had
+    job.wait(60)
+    assert job.state == "failed" and job.started_at is None
+    assert f"job {job.id} failed before it ran: could not start" in job.logs()
+
+
 @pytest.mark.parametrize("script, framework", [("jax_mlp_digits.py", "jax"), ("torch_cnn_digits.py", "torch")])
 def test_the_examples_really_train(jobs_wb: Any, lease: Any, script: str, framework: str) -> None:
     job = jobs_wb.jobs.submit(EXAMPLES / script, slice=lease, framework=framework).wait(120)

@@ -256,3 +256,31 @@ def test_cpu_idle_probe_reads_the_slice_processes(wb: Any) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_request_pinned_to_a_node_lands_there_or_says_why(bench: Any, mixed_fleet: Any) -> None:
+    wb = bench(fleet=mixed_fleet)
+    for spec in ("gpu", 0.25, "cpu"):
+        assert wb.slices.request(spec, node="a100-1", wait=False).node == "a100-1"
+    # a100-1 has two whole GPUs left (one is leased, one holds the 0.25): three do not fit there,
+    # though a100-0 has four free; the pin is kept, not silently moved.
+    with pytest.raises(Conflict, match="cannot be granted now"):
+        wb.slices.request("gpu:3", node="a100-1", wait=False)
+    assert wb.slices.request("gpu:2", node="a100-1", wait=False).node == "a100-1"
+    with pytest.raises(InvalidRequest, match="no node 'a100-9'"):
+        wb.slices.request("gpu", node="a100-9")
+
+
+def test_memory_quotas_count_cpu_slices_and_host_memory_beside_gpus(bench: Any, mixed_fleet: Any) -> None:
+    quotas = {"user:*": {"memory_gib": 48}}
+    wb = bench(fleet=mixed_fleet, quotas=quotas)
+    with pytest.raises(InvalidRequest, match="quota can never allow this request: user alice holds 0 of 48 GiB of host memory; this request needs 64 more"):
+        wb.slices.request("cpu:2", memory_bytes="64GiB")
+    wb.slices.request("cpu:2", memory_bytes="32GiB", node="a100-0")
+    wb.slices.request("gpu", memory_bytes="8GiB", node="a100-0")  # host memory beside a GPU counts too
+    with pytest.raises(Conflict, match="user alice holds 40 of 48 GiB of host memory; this request needs 16 more"):
+        wb.slices.request("cpu", memory_bytes="16GiB", wait=False)
+    # A CPU slice without a size gets its node's memory per core, and that counts as well.
+    with pytest.raises(Conflict, match="holds 40 of 48 GiB of host memory; this request needs 16 more"):
+        wb.slices.request("cpu:2", node="a100-0", wait=False)  # 2 of 32 cores of a 256 GiB node
+    assert bench("bob", fleet=mixed_fleet, quotas=quotas).slices.request("cpu", memory_bytes="16GiB").state == "active"

@@ -230,6 +230,7 @@ class _CpuEstimate(_Source):
         import psutil
 
         self.process = psutil.Process(pid)
+        self.own = pid == os.getpid()
         self.watts_per_core = watts_per_core
         self._children: list[Any] = []
         self._child_last: dict[int, float] = {}
@@ -240,7 +241,8 @@ class _CpuEstimate(_Source):
         )
 
     def _cpu_seconds(self, now: float) -> float:
-        t = self.process.cpu_times()
+        # This process's own times come from one `times()` call; psutil parses /proc for others.
+        t = os.times() if self.own and self.process.pid == os.getpid() else self.process.cpu_times()
         total = t.user + t.system + t.children_user + t.children_system
         if now - self._listed_at >= self.CHILDREN_EVERY_S:
             # Listing children scans /proc (about 1 ms), so it is refreshed only every few seconds.
@@ -263,6 +265,7 @@ class _CpuEstimate(_Source):
 
 
 # -- the meter ---------------------------------------------------------------------------------
+_SAMPLER_IDLE_S = 30.0  # a meter's sampling thread ends after this long without a measurement
 
 
 
@@ -323,6 +326,7 @@ class EnergyMeter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._measuring = threading.Event()  # set from start() to stop(): the sampler samples
         self.reading: EnergyReading | None = None
         self._reset()
 
@@ -412,16 +416,32 @@ class EnergyMeter:
 
     def _sample(self) -> float:
         with self._lock:
-            now, values = self._read()
-            energy = self._job_joules(values)
-            if now > self._last_t:
-                self._samples.append((now - (self._t0 or now), (energy - self._last_e) / (now - self._last_t)))
-            self._last_t, self._last_e = now, energy
-            return energy
+            return self._sample_locked()
+
+    def _sample_locked(self) -> float:
+        now, values = self._read()
+        energy = self._job_joules(values)
+        if now > self._last_t:
+            self._samples.append((now - (self._t0 or now), (energy - self._last_e) / (now - self._last_t)))
+        self._last_t, self._last_e = now, energy
+        return energy
 
     def _run(self) -> None:
-        while not self._stop.wait(self.sample_interval_s):
-            self._sample()
+        """The sampler: one thread that outlives a measurement and serves the next (a job worker
+        reuses one meter for every job; a thread started per job cost more than a no-op job).
+        It ends after `_SAMPLER_IDLE_S` without a measurement; `start()` starts another."""
+        while True:
+            if not self._measuring.wait(_SAMPLER_IDLE_S):
+                with self._lock:
+                    if not self._measuring.is_set():
+                        self._thread = None
+                        return
+                continue
+            if self._stop.wait(self.sample_interval_s):
+                continue  # stopped; wait for the next start()
+            with self._lock:
+                if self.running:
+                    self._sample_locked()
 
     @property
     def running(self) -> bool:
@@ -431,13 +451,16 @@ class EnergyMeter:
         """Read every counter and start sampling the power curve in a background thread."""
         if self.running:
             raise InvalidRequest("this energy meter is already running; stop() it first")
-        self._reset()
-        self._started_at = dt.datetime.now(dt.timezone.utc)
-        now, values = self._read()
-        self._t0, self._e0, self._last_t, self._last_e = now, values, now, 0.0
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="workbench-energy-meter", daemon=True)
-        self._thread.start()
+        with self._lock:
+            self._reset()
+            self._started_at = dt.datetime.now(dt.timezone.utc)
+            now, values = self._read()
+            self._t0, self._e0, self._last_t, self._last_e = now, values, now, 0.0
+            self._stop.clear()
+            self._measuring.set()
+            if self._thread is None:  # none, or it ended idle (it clears this under the lock)
+                self._thread = threading.Thread(target=self._run, name="workbench-energy-meter", daemon=True)
+                self._thread.start()
         return self
 
     def energy_so_far_j(self) -> float:
@@ -458,27 +481,27 @@ class EnergyMeter:
         """Read the counters a last time, stop sampling, and return the reading."""
         if not self.running or self._t0 is None or self._started_at is None:
             raise InvalidRequest("the energy meter is not running; call start() first")
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        energy = self._sample()
-        duration = max(self._last_t - self._t0, 0.0)
-        methods = sorted({s.method for s in self._sources})
-        reading = EnergyReading(
-            energy_j=energy,
-            avg_power_w=energy / duration if duration > 0 else 0.0,
-            duration_s=duration,
-            estimated=any(s.estimated for s in self._sources),
-            method="+".join(methods),
-            detail="; ".join(s.detail for s in self._sources) + (f"; share {self.share:g}" if self.share != 1 else ""),
-            share=self.share,
-            started_at=self._started_at,
-            ended_at=dt.datetime.now(dt.timezone.utc),
-            samples=list(self._samples),
-            steps=list(self._steps),
-            overhead_s=self._overhead_s,
-        )
-        self._t0 = None
+        with self._lock:
+            self._measuring.clear()
+            self._stop.set()
+            energy = self._sample_locked()
+            duration = max(self._last_t - self._t0, 0.0)
+            methods = sorted({s.method for s in self._sources})
+            reading = EnergyReading(
+                energy_j=energy,
+                avg_power_w=energy / duration if duration > 0 else 0.0,
+                duration_s=duration,
+                estimated=any(s.estimated for s in self._sources),
+                method="+".join(methods),
+                detail="; ".join(s.detail for s in self._sources) + (f"; share {self.share:g}" if self.share != 1 else ""),
+                share=self.share,
+                started_at=self._started_at,
+                ended_at=dt.datetime.now(dt.timezone.utc),
+                samples=list(self._samples),
+                steps=list(self._steps),
+                overhead_s=self._overhead_s,
+            )
+            self._t0 = None
         self.reading = reading
         return reading
 

@@ -55,7 +55,9 @@ class JobContext:
         self._sample_t = self._t0
         self._sample_step: float | None = None
         self._file_lock = threading.Lock()
-        self._file = open(self.folder / METRICS_JSONL, "ab")  # noqa: SIM115 (closed in close())
+        # Opened at the first flush with rows: a job that logs nothing creates no file.
+        self._file: Any = None
+        self._closed = False
         self._warned_types: set[str] = set()
         _start_flusher()
 
@@ -128,17 +130,22 @@ class JobContext:
 
         data = orjson.dumps(rows) + b"\n"  # one line per flush: a JSON array of rows
         with self._file_lock:
-            if not self._file.closed:
-                self._file.write(data)
-                self._file.flush()
+            if self._closed:
+                return
+            if self._file is None:
+                self._file = open(self.folder / METRICS_JSONL, "ab")  # noqa: SIM115 (closed in close())
+            self._file.write(data)
+            self._file.flush()
 
     def close(self) -> None:
         with self._file_lock:
-            if self._file.closed:
+            if self._closed:
                 return
         self.flush()
         with self._file_lock:
-            self._file.close()
+            self._closed = True
+            if self._file is not None:
+                self._file.close()
 
     def artifacts_dir(self) -> Path:
         path = self.folder / ARTIFACTS

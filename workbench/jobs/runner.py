@@ -30,7 +30,6 @@ from workbench.jobs import context as _context
 from workbench.jobs.context import JobCancelled, JobContext
 
 EVENT_TOPIC = "workbench-jobs"
-OUTCOME = "outcome.json"
 RESULT = "result.pkl"
 
 _job_thread: int | None = None
@@ -210,30 +209,59 @@ def _run_target(spec: dict[str, Any], log_path: Path) -> Any:
     raise ValueError(f"unknown job kind {kind!r}")
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def attempt_path(folder: Path, attempt: int) -> Path:
+    """The file of one attempt: created when it starts, its outcome (JSON) written when it ends."""
+    return folder / f"attempt-{attempt}.json"
+
+
+def read_outcome(folder: Path, attempt: int) -> dict[str, Any]:
+    """What the worker recorded for this attempt; {} if it never ended (or never started)."""
     import orjson
 
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(orjson.dumps(data, default=str))
-    tmp.replace(path)
+    try:
+        return dict(orjson.loads(attempt_path(folder, attempt).read_bytes()))
+    except (OSError, orjson.JSONDecodeError, TypeError, ValueError):
+        return {}  # missing, empty (started, never ended) or cut short by a dying worker
+
+
+def _write_outcome(fd: int, data: dict[str, Any]) -> None:
+    import orjson
+
+    try:
+        os.write(fd, orjson.dumps(data, default=str))
+    finally:
+        os.close(fd)
 
 
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one attempt; return {state, reason, error, started_at, ended_at, pid, worker, ...}."""
-    global _job_thread, _in_job_code, _running_key
     folder = Path(spec["folder"])
     log_path = Path(spec["log_path"])
     attempt = int(spec.get("attempt", 1))
     outcome: dict[str, Any] = {"job_id": spec["job_id"], "attempt": attempt, "pid": os.getpid(), "started_at": _now()}
-    # Dask may re-run a task whose worker was lost; an attempt runs at most once.
-    marker = folder / f"attempt-{attempt}.started"
+    # Dask may re-run a task whose worker was lost; an attempt runs at most once. The attempt's
+    # file is created here, exclusively, and receives the outcome at the end: empty means the
+    # attempt started and never finished (one file, not a marker plus an outcome file).
     try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        attempt_fd = os.open(attempt_path(folder, attempt), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         outcome.update(state="failed", reason="worker died", error="worker died: the worker running this attempt was lost and Dask re-ran it", ended_at=_now())
         return outcome
+    try:
+        _run_attempt(spec, outcome, folder, log_path, attempt)
+    except BaseException:
+        os.close(attempt_fd)  # the workbench itself failed here (a full disk): Dask reports it
+        raise
+    reading = outcome.get("energy")
+    _write_outcome(attempt_fd, {**outcome, "energy": reading.as_json() if hasattr(reading, "as_json") else None})
+    return outcome
+
+
+def _run_attempt(spec: dict[str, Any], outcome: dict[str, Any], folder: Path, log_path: Path, attempt: int) -> None:
+    global _job_thread, _in_job_code, _running_key
     outcome["worker"] = _announce_running({"job_id": spec["job_id"], "attempt": attempt, "event": "running", "pid": os.getpid(), "at": outcome["started_at"]})
-    (folder / _context.METRICS_JSONL).unlink(missing_ok=True)  # the metrics are the last attempt's
+    if attempt > 1:
+        (folder / _context.METRICS_JSONL).unlink(missing_ok=True)  # the metrics are the last attempt's
     ctx = JobContext(spec["job_id"], folder, spec.get("framework"))
     _context.activate(ctx)
     _job_thread = threading.get_ident()
@@ -273,9 +301,6 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     outcome["duration_s"] = time.perf_counter() - t0
     if result is not None:
         outcome["has_result"] = _save_result(folder, result, outcome)
-    reading = outcome.get("energy")
-    _write_json(folder / OUTCOME, {**outcome, "energy": reading.as_json() if hasattr(reading, "as_json") else None})
-    return outcome
 
 
 def _save_result(folder: Path, result: Any, outcome: dict[str, Any]) -> bool:

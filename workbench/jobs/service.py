@@ -35,6 +35,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
@@ -153,6 +154,10 @@ class _Run:
     running_written: bool = False
     started_at: dt.datetime | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    # The job's row as this driver wrote it (the monitor applies each of its writes here too), and
+    # the final one once the job ended without clean-up: `wait()` answers from it, no re-read.
+    row: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, Any] | None = None
 
 
 class JobService:
@@ -255,8 +260,7 @@ class JobService:
         job_id = new_id("job")
         folder = self.settings.jobs_dir / job_id
         folder.mkdir(parents=True, exist_ok=True)
-        log_path = folder / "job.log"
-        log_path.touch()
+        log_path = folder / "job.log"  # created by the worker (or by `_finish` if it never ran)
         name = name or _default_name(kind, target)
         not_before, deadline_at, defer_reason = self._plan_start(deferrable, deadline, expected_duration, lease)
         spec = {
@@ -279,13 +283,12 @@ class JobService:
         )
         values.pop("attempt_count")
         with self.wb.store._wrap_errors(), self.wb.store.engine.begin() as conn:
-            conn.execute(insert(JobRow).values(**values))
-            conn.execute(insert(JobEventRow), [{"job_id": job_id, "state": st, "reason": why, "at": values["created_at"]} for st, why in events])
-        row = JobRow(**values)
+            conn.execute(_INSERT_JOB, values)
+            conn.execute(_INSERT_EVENT, [{"job_id": job_id, "state": st, "reason": why, "at": values["created_at"]} for st, why in events])
         run = _Run(
             job_id=job_id, name=name, owner=owner, project=project, spec=spec, slice_spec=slice_spec, lease=lease,
             owns_lease=lease is None, priority=priority, retries=retries, backoff_s=retry_backoff_s,
-            timeout_s=timeout_s, profile=bool(profile), framework=framework,
+            timeout_s=timeout_s, profile=bool(profile), framework=framework, row={**_EMPTY_ROW, **values},
         )
         if not_before is not None:
             run.start_at = time.monotonic() + max(0.0, (not_before - utcnow()).total_seconds())
@@ -301,7 +304,7 @@ class JobService:
             self._submit_attempt(run, 1)
         else:
             self._queue.put(("start", job_id))
-        return Job.from_row(row, self)
+        return Job.from_row(SimpleNamespace(**run.row), self)
 
     def _resolve_slice(self, slice: Any, owner: str) -> tuple[Any, str | None]:
         """(a live lease the owner holds, None) or (None, a spec the job will request)."""
@@ -441,6 +444,8 @@ class JobService:
             if not run.done.wait(timeout):
                 job = self.get(job_id)
                 raise TimeoutError(f"job {job_id} is still {job.state} after {timeout:g} s")
+            if run.final is not None:
+                return Job.from_row(SimpleNamespace(**run.final), self)
             return self.get(job_id)
         pause = 0.05
         while True:
@@ -710,11 +715,14 @@ class JobService:
             except Exception:  # noqa: BLE001 - no carbon signal: keep the measured energy
                 fields.update(energy_j=reading.energy_j, avg_power_w=reading.avg_power_w, energy_estimated=reading.estimated)
         events.append((state, reason))
-        self._transition(run.job_id, events, None, allowed=ACTIVE_STATES, **fields)
+        written = self._transition(run.job_id, events, None, allowed=ACTIVE_STATES, **fields)
+        if started is None:
+            _note_in_log(run.spec.get("log_path"), f"[workbench] job {run.job_id} {state} before it ran: {reason}")
         if self._needs_cleanup(run, outcome):
             assert self._pool is not None
             self._pool.submit(self._after_finish, run, state, outcome)
         else:
+            run.final = dict(run.row) if written else None
             run.done.set()
             self._runs.pop(run.job_id, None)
 
@@ -914,12 +922,19 @@ class JobService:
             if result.rowcount == 0:
                 return False
             at = utcnow()
-            conn.execute(insert(JobEventRow), [{"job_id": job_id, "state": st, "reason": why, "at": at} for st, why in events])
+            conn.execute(_INSERT_EVENT, [{"job_id": job_id, "state": st, "reason": why, "at": at} for st, why in events])
+        self._mirror(job_id, state=final_state, reason=final_reason, **fields)
         return True
 
     def _update(self, job_id: str, **fields: Any) -> None:
         with self.wb.store.session() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(**fields))
+        self._mirror(job_id, **fields)
+
+    def _mirror(self, job_id: str, **fields: Any) -> None:
+        run = self._runs.get(job_id)
+        if run is not None:
+            run.row.update(fields)
 
     def _reconcile_stale(self) -> None:
         with self.wb.store.session() as s:
@@ -930,7 +945,7 @@ class JobService:
 
     def _reconcile(self, job_ids: list[str]) -> None:
         """Jobs whose driver has ended: record what really happened to them."""
-        import orjson
+        from workbench.jobs.runner import read_outcome
 
         for job_id in job_ids:
             with self.wb.store.session() as s:
@@ -940,9 +955,7 @@ class JobService:
                 driver, folder, attempt, lease_id, owns = row.driver, row.folder, row.attempt, row.lease_id, row.owns_lease
             if _driver_alive(driver) is not False:
                 continue
-            outcome: dict[str, Any] = {}
-            with contextlib.suppress(OSError, orjson.JSONDecodeError):
-                outcome = orjson.loads((Path(folder or "") / "outcome.json").read_bytes())
+            outcome = read_outcome(Path(folder or ""), attempt or 1)
             host, pid = (driver or "?|?").split("|")[:2]
             if outcome.get("attempt") == attempt and outcome.get("state") in TERMINAL_STATES:
                 state, reason, error = outcome["state"], outcome.get("reason"), outcome.get("error")
@@ -959,6 +972,19 @@ class JobService:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+# Statements on every job's path, built once.
+_INSERT_JOB = insert(JobRow.__table__)
+_INSERT_EVENT = insert(JobEventRow.__table__)
+_EMPTY_ROW: dict[str, Any] = {column.key: None for column in JobRow.__table__.columns}
+
+
+def _note_in_log(log_path: str | None, line: str) -> None:
+    """Append a line to a job's log (creating it): the record of a job that never reached a worker."""
+    if log_path:
+        with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
 def _close_at_exit(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
     method = ref()
     if method is not None:

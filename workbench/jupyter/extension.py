@@ -30,6 +30,7 @@ class WorkbenchHolder:
         self._views: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="workbench-api")
+        self.sweeper: Any = None  # the periodic lease sweep (`_start_sweeps`)
 
     def get(self) -> Any:
         with self._lock:
@@ -73,6 +74,8 @@ class WorkbenchHolder:
             return view
 
     def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
         with self._lock:
             views, self._views = list(self._views.values()), {}
         for view in views:
@@ -113,6 +116,35 @@ def load(serverapp: Any) -> None:
     serverapp.web_app.add_handlers(".*$", handlers)
     _route_first(serverapp.web_app, handlers[0][1])
     serverapp.log.info("workbench: REST API at %s", url_path_join(base_url, API_PREFIX) + "/")
+    _start_sweeps(holder)
+
+
+def _start_sweeps(holder: WorkbenchHolder) -> None:
+    """Expire leases, mark idle ones and grant waiting requests every `sweep_interval_s`, so a
+    dead notebook's slice comes back even when nobody asks for one (on the API's thread pool)."""
+    from tornado.ioloop import PeriodicCallback
+
+    from workbench.config import load_settings
+    from workbench.errors import WorkbenchError
+
+    try:
+        interval_s = load_settings().sweep_interval_s
+    except WorkbenchError:
+        return  # the API answers 503 with the configuration error
+    if interval_s <= 0:
+        return
+
+    def sweep() -> None:
+        try:
+            counts = holder.get().slices.sweep()
+        except Exception as exc:  # noqa: BLE001 - a database that is down now may be back at the next sweep
+            holder.log.warning("workbench: lease sweep failed: %s", exc)
+            return
+        if any(counts.values()):
+            holder.log.info("workbench: lease sweep %s", counts)
+
+    holder.sweeper = PeriodicCallback(lambda: holder.executor.submit(sweep), interval_s * 1000)
+    holder.sweeper.start()
 
 
 def _route_first(web_app: Any, marker: type) -> None:

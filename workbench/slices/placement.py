@@ -110,6 +110,18 @@ class ClusterState:
         other.uid = next(_STATE_IDS)
         return other
 
+    def with_free(self, cpu_free: Sequence[int], mem_free: Sequence[int], gpu_free: Sequence[Sequence[int]]) -> ClusterState:
+        """A copy with these free amounts (same shapes), e.g. summed from a database's leases."""
+        other = object.__new__(ClusterState)
+        other.__dict__.update(self.__dict__)
+        other.cpu_free = np.array(cpu_free, dtype=np.int64)
+        other.mem_free = np.array(mem_free, dtype=np.int64)
+        other.gpu_free = np.array(gpu_free, dtype=np.int64).reshape(self.gpu_free.shape)
+        other.version = self.version.copy()
+        other.uid = next(_STATE_IDS)
+        other._refresh_all()
+        return other
+
     # -- aggregates ---------------------------------------------------------------------------
     def _refresh_all(self) -> None:
         self.full_count = (self.gpu_free >= FULL).sum(axis=1)

@@ -19,12 +19,14 @@ import contextlib
 import datetime as dt
 import fcntl
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -61,25 +63,50 @@ class Placement:
     host_memory_mib: int = 0
 
 
+
+_QUOTA_UNITS = {"gpus": "GPUs", "cpus": "CPU cores", "memory_gib": "GiB of host memory"}
+
+
 class Book:
     """The capacity left, given the live leases: an engine state plus MIG occupancy and usage totals."""
 
     def __init__(self, svc: SliceService, live: Iterable[LeaseRow]) -> None:
         self.svc = svc
         self.inv = svc.inventory
-        self.state = svc._base_state().copy()
         self.mig_used: dict[str, list[tuple[str, int]]] = {}
         self.usage: dict[tuple[str, str], list[float]] = {}  # ("user"|"project", name) -> [gpus, cpus, mem]
-        self.rows: list[LeaseRow] = []
-        for row in live:
-            self.add(row)
-        svc._workload = [_task_of(row) for row in self.rows]
+        self.rows: list[LeaseRow] = list(live)
+        self._workload: list[Task] | None = None
+        # Sum what the leases hold in Python integers and write the arrays once: numpy's per-item
+        # updates cost more than the whole sum, and this runs inside the allocation lock.
+        base = svc._base_state()
+        cpu_free, mem_free, gpu_free = base.cpu_free.tolist(), base.mem_free.tolist(), base.gpu_free.tolist()
+        for row in self.rows:
+            host_mib = _host_mib(row)
+            n = svc._node_index.get(row.node or "")
+            if n is not None:
+                cpu_free[n] -= row.cpu_milli
+                mem_free[n] -= host_mib
+                if row.kind in ("whole", "fraction"):
+                    for key in row.device_keys or []:
+                        col = svc._gpu_column.get(key)
+                        if col is not None:
+                            gpu_free[n][col] -= row.gpu_milli
+            self._account(row, +1, host_mib)
+        self.state = base.with_free(cpu_free, mem_free, gpu_free)
+
+    @property
+    def workload(self) -> list[Task]:
+        """The held leases as engine tasks (what the fragmentation-aware policies weigh)."""
+        if self._workload is None:
+            self._workload = [_task_of(row) for row in self.rows]
+        return self._workload
 
     # -- accounting ---------------------------------------------------------------------------
     def _apply(self, row: LeaseRow, sign: int) -> None:
         svc = self.svc
         n = svc._node_index.get(row.node or "")
-        host_mib = int((row.usage or {}).get("_host_memory_mib", 0)) if row.kind != "cpu" else row.memory_bytes // MIB
+        host_mib = _host_mib(row)
         if n is not None:
             self.state.cpu_free[n] -= sign * row.cpu_milli
             self.state.mem_free[n] -= sign * host_mib
@@ -89,6 +116,11 @@ class Book:
                     if col is not None:
                         self.state.gpu_free[n, col] -= sign * row.gpu_milli
             self.state._refresh(n)
+        self._account(row, sign, host_mib)
+        self._workload = None
+
+    def _account(self, row: LeaseRow, sign: int, host_mib: int) -> None:
+        """MIG occupancy and the per-user and per-project totals (quotas, fair share)."""
         if row.kind == "mig" and row.device_keys:
             used = self.mig_used.setdefault(row.device_keys[0], [])
             item = (row.profile or "", int(row.mig_start or 0))
@@ -120,18 +152,23 @@ class Book:
         return max(gpus / total_gpus, cpus / total_cpus, mem / total_mem)
 
     # -- quotas -------------------------------------------------------------------------------
-    def quota_block(self, owner: str, project: str, gpus: float, cpus: float) -> str | None:
-        """Why this request would exceed a quota now (with the numbers), or None."""
+    def quota_block(self, owner: str, project: str, gpus: float, cpus: float, memory_bytes: int = 0) -> str | None:
+        """Why this request would exceed a quota now (with the numbers), or None. Quotas count
+        GPUs (MIG instances and fractions by their share), CPU cores and host memory in GiB."""
         for scope, name in (("user", owner), ("project", project)):
             limits = self.svc._quota(scope, name)
+            if not limits:
+                continue
             held = self.usage.get((scope, name), [0.0, 0.0, 0.0])
-            for resource, need, have in (("gpus", gpus, held[0]), ("cpus", cpus, held[1])):
+            for resource, need, have in (
+                ("gpus", gpus, held[0]), ("cpus", cpus, held[1]), ("memory_gib", memory_bytes / 1024**3, held[2] / 1024**3),
+            ):
                 limit = limits.get(resource)
                 if limit is not None and need > 0 and have + need > limit + 1e-9:
-                    unit = "GPUs" if resource == "gpus" else "CPU cores"
+                    unit = _QUOTA_UNITS[resource]
                     return (
-                        f"quota exceeded: {scope} {name} holds {have:g} of {limit:g} {unit}; "
-                        f"this request needs {need:g} more"
+                        f"quota exceeded: {scope} {name} holds {round(have, 3):g} of {limit:g} {unit}; "
+                        f"this request needs {round(need, 3):g} more"
                     )
         return None
 
@@ -139,16 +176,21 @@ class Book:
     def place(self, req: Request) -> Placement | None:
         if req.spec.kind == "mig":
             return self._place_mig(req)
+        state = self.state if req.node is None else self._only(req.node)
         for task, model in req.tasks(self.svc):
-            choice = self.svc._policy(req.policy, task).choose(self.state, task) if self._fits_somewhere(task) else None
+            choice = self.svc._policy(req.policy, task, self.workload).choose(state, task) if state.feasible(task).any() else None
             if choice is None:
                 continue
             n, gpus = choice
             return self._placement(req, task, n, gpus, model)
         return None
 
-    def _fits_somewhere(self, task: Task) -> bool:
-        return bool(self.state.feasible(task).any())
+    def _only(self, node: str) -> ClusterState:
+        """The state with every node but `node` full (a request pinned to one node)."""
+        n = self.svc._node_index[node]
+        cpu_free = [-1] * len(self.state)
+        cpu_free[n] = int(self.state.cpu_free[n])
+        return self.state.with_free(cpu_free, self.state.mem_free.tolist(), self.state.gpu_free.tolist())
 
     def _placement(self, req: Request, task: Task, n: int, gpus: Sequence[int], model: Device | None) -> Placement:
         node = self.inv.nodes[n]
@@ -288,13 +330,20 @@ class SliceService:
         self._state: ClusterState | None = None
         self._policies: dict[str, Any] = {}
         self._cpu_samples: dict[str, float] = {}
-        self._workload: list[Task] = []
         self._lock_file: Any = None
+        self._connection: Connection | None = None
+        # Threads of one process (a Jupyter server, a Panel app) share the service: they queue
+        # here first, since a `flock` on one open file does not exclude its own process.
+        self._thread_lock = threading.Lock()
 
     def close(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        with self._thread_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
 
     @contextlib.contextmanager
     def _allocation(self) -> Iterator[Session]:
@@ -306,18 +355,23 @@ class SliceService:
         """
         store = self.wb.store
         path = store.url.split("///", 1)[-1] if store.is_sqlite else ""
-        if not path or path == ":memory:":
+        if path == ":memory:":
             with store.immediate() as s:
                 yield s
             return
-        if self._lock_file is None:
-            self._lock_file = open(path + ".alloc.lock", "a")  # noqa: SIM115 - held for the service's life
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-        try:
-            with store.immediate() as s:
-                yield s
-        finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        with self._thread_lock:
+            if path and self._lock_file is None:
+                self._lock_file = open(path + ".alloc.lock", "a")  # noqa: SIM115 - held for the service's life
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                if self._connection is None or self._connection.invalidated or self._connection.closed:
+                    self._connection = store.allocation_connection()
+                with store.immediate(self._connection) as s:
+                    yield s
+            finally:
+                if self._lock_file is not None:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     def __repr__(self) -> str:
         return f"<SliceService user={self.wb.user!r} devices={self.inventory!r}>"
@@ -380,12 +434,12 @@ class SliceService:
             and (not req.min_memory_bytes or (d.spec.mig_profile(req.spec.profile or "").memory_bytes >= req.min_memory_bytes))  # type: ignore[union-attr]
         ]
 
-    def _policy(self, name: str | None, task: Task) -> Any:
+    def _policy(self, name: str | None, task: Task, workload: Sequence[Task]) -> Any:
         """The placement policy for one decision. Fragmentation-aware policies measure against
-        the requests currently held or waiting (plus this one): the service's own workload."""
+        the requests currently held (plus this one): the service's own workload."""
         name = (name or self.wb.settings.policy or DEFAULT_POLICY).lower()
         if name.startswith("fgd"):
-            return make_policy(name, workload=[task, *self._workload])
+            return make_policy(name, workload=[task, *workload])
         if name not in self._policies:
             self._policies[name] = make_policy(name)
         return self._policies[name]
@@ -504,47 +558,57 @@ class SliceService:
         ttl = float(ttl_s or self.wb.settings.lease_ttl_s)
         quota_alone = Book.__new__(Book)
         quota_alone.svc, quota_alone.usage = self, {}
-        too_big = quota_alone.quota_block(owner, project or self.wb.settings.project, req.gpus, cpu_milli / 1000)
+        too_big = quota_alone.quota_block(owner, project or self.wb.settings.project, req.gpus, cpu_milli / 1000, host_mib * MIB)
         if too_big:
             raise InvalidRequest(too_big.replace("quota exceeded", "quota can never allow this request"))
         now = self._clock()
         lease_id = new_id("lease")
+        # A plain record, not an ORM object: the common path writes it with one INSERT, and an
+        # ORM instance's instrumented attributes cost more than the rest of building it.
+        row = SimpleNamespace(**{
+            **_EMPTY_LEASE, "id": lease_id, "owner": owner, "project": project or self.wb.settings.project,
+            "kind": parsed.kind, "state": "queued", "device_keys": [], "profile": parsed.profile, "gpu_milli": 0,
+            "cpu_milli": cpu_milli, "memory_bytes": 0, "priority": int(priority), "request": req.as_json(), "env": {},
+            "ttl_s": ttl, "created_at": now, "heartbeat_at": now, "expires_at": now + dt.timedelta(seconds=ttl), "usage": {},
+        })
         with self._allocation() as s:
-            row = LeaseRow(
-                id=lease_id, owner=owner, project=project or self.wb.settings.project, kind=parsed.kind,
-                state="queued", node=None, device_keys=[], profile=parsed.profile, mig_start=None,
-                gpu_milli=0, cpu_milli=cpu_milli, memory_bytes=0, priority=int(priority), request=req.as_json(),
-                env={}, reason=None, ttl_s=ttl, created_at=now, heartbeat_at=now,
-                expires_at=now + dt.timedelta(seconds=ttl), usage={},
-            )
-            held = s.connection().execute(_HELD_OR_QUEUED).all()
-            stale = any(r.expires_at is not None and as_utc(r.expires_at) < now for r in held)
-            if not stale and not any(r.state == "queued" for r in held):
-                # Nobody waits and nothing expired: decide this request alone (the common, fast path).
-                book = Book(self, held)
-                placement, reason = self._admit(s, book, row, req, now)
-                if placement is None and not wait:
-                    raise Conflict(f"{parsed.text} cannot be granted now: {reason}", reason=reason)
-                if placement is not None:
-                    self._grant(s, row, placement, now)
-                else:
-                    row.reason, row.queue_position = reason, 1
-                # A plain INSERT: cheaper than the ORM unit of work on this hot path.
-                s.connection().execute(_INSERT_LEASE, _columns(row))
-            else:
-                s.add(row)
-                s.flush()
-                self._schedule(s, now)
-            if row.state != "active" and not wait:
-                reason = row.reason or "cannot be placed now"
-                s.rollback()
-                raise Conflict(f"{parsed.text} cannot be granted now: {reason}", reason=reason)
-            if row.state == "queued":
-                self._event(s, row.id, "queued", {"reason": row.reason, "position": row.queue_position})
-            lease = Lease.from_row(row, self)
+            row = self._request_locked(s, row, req, now, wait)
+        lease = Lease.from_row(row, self)
         if lease.state == "queued":
             lease = self._wait(lease, timeout_s)
         return lease
+
+    def _request_locked(self, s: Session, row: Any, req: Request, now: dt.datetime, wait: bool) -> Any:
+        """Decide and record `row` (a new queued lease) holding the allocation lock: granted, or
+        queued with its reason; `Conflict` (nothing written) when it must not wait. Returns the row
+        as recorded."""
+        text = req.spec.text
+        held = s.connection().execute(_HELD_OR_QUEUED, {"now": now}).all()
+        stale = any(r.stale for r in held)
+        if not stale and not any(r.state == "queued" for r in held):
+            # Nobody waits and nothing expired: decide this request alone.
+            book = Book(self, held)
+            placement, reason = self._admit(s, book, row, req, now)
+            if placement is None and not wait:
+                raise Conflict(f"{text} cannot be granted now: {reason}", reason=reason)
+            if placement is not None:
+                self._grant(s, row, placement, now)
+            else:
+                row.reason, row.queue_position = reason, 1
+            # A plain INSERT: cheaper than the ORM unit of work on this hot path.
+            s.connection().execute(_INSERT_LEASE, _columns(row))
+        else:
+            row = LeaseRow(**_columns(row))  # others wait: join the queue, decided in fair order
+            s.add(row)
+            s.flush()
+            self._schedule(s, now)
+        if row.state != "active" and not wait:
+            reason = row.reason or "cannot be placed now"
+            s.rollback()
+            raise Conflict(f"{text} cannot be granted now: {reason}", reason=reason)
+        if row.state == "queued":
+            self._event(s, row.id, "queued", {"reason": row.reason, "position": row.queue_position})
+        return row
 
     def _wait(self, lease: Lease, timeout_s: float | None) -> Lease:
         start = time.monotonic()
@@ -716,14 +780,15 @@ class SliceService:
 
     def _admit(self, s: Session, book: Book, row: LeaseRow, req: Request, now: dt.datetime) -> tuple[Placement | None, str | None]:
         """Quotas, then placement (making room if allowed); the placement, or why not."""
-        reason = book.quota_block(row.owner, row.project, req.gpus, row.cpu_milli / 1000)
+        reason = book.quota_block(row.owner, row.project, req.gpus, row.cpu_milli / 1000, req.host_memory_mib * MIB)
         if reason is not None:
             return None, reason
         placement = book.place(req)
         if placement is not None:
             # A fraction given as memory is a share only once its GPU is known: check it again.
             held = placement.gpu_milli * len(placement.device_keys) / FULL if req.spec.kind != "cpu" else 0.0
-            reason = book.quota_block(row.owner, row.project, held, placement.cpu_milli / 1000)
+            memory = placement.memory_bytes if req.spec.kind == "cpu" else placement.host_memory_mib * MIB
+            reason = book.quota_block(row.owner, row.project, held, placement.cpu_milli / 1000, memory)
             return (None, reason) if reason else (placement, None)
         placement = self._make_room(s, book, row, req, now)
         return (placement, None) if placement is not None else (None, book.why_not(req))
@@ -875,13 +940,16 @@ class SliceService:
 _BOOK_COLUMNS = (
     LeaseRow.id, LeaseRow.owner, LeaseRow.project, LeaseRow.kind, LeaseRow.state, LeaseRow.node, LeaseRow.device_keys,
     LeaseRow.profile, LeaseRow.mig_start, LeaseRow.gpu_milli, LeaseRow.cpu_milli, LeaseRow.memory_bytes,
-    LeaseRow.priority, LeaseRow.usage, LeaseRow.granted_at, LeaseRow.idle_at,
+    LeaseRow.priority, LeaseRow.granted_at, LeaseRow.idle_at,
+    # The one number the book needs from the usage JSON, extracted by the database (decoding
+    # every lease's usage sample cost more than the rest of the row).
+    LeaseRow.usage["_host_memory_mib"].as_integer().label("host_memory_mib"),
 )
 
 
 # Statements of the hot path, built once (building a statement costs more than running it).
 _TABLE = LeaseRow.__table__
-_HELD_OR_QUEUED = select(*_BOOK_COLUMNS, LeaseRow.expires_at).where(LeaseRow.state.in_((*LIVE_STATES, "queued")))
+_HELD_OR_QUEUED = select(*_BOOK_COLUMNS, (LeaseRow.expires_at < bindparam("now")).label("stale")).where(LeaseRow.state.in_((*LIVE_STATES, "queued")))
 _LIVE = select(*_BOOK_COLUMNS).where(LeaseRow.state.in_(LIVE_STATES))
 _ANY_QUEUED = select(LeaseRow.id).where(LeaseRow.state == "queued").limit(1)
 _EXPIRED_IDS = select(LeaseRow.id).where(LeaseRow.state.in_((*LIVE_STATES, "queued")), LeaseRow.expires_at < bindparam("now"))
@@ -891,6 +959,7 @@ _RELEASE = (
     .values(state="released", ended_at=bindparam("ended_at"), reason=bindparam("reason"), queue_position=None)
 )
 _INSERT_LEASE = insert(_TABLE)
+_EMPTY_LEASE: dict[str, Any] = {column.key: None for column in _TABLE.columns}
 _INSERT_EVENT = insert(LeaseEventRow.__table__)
 
 
@@ -903,11 +972,15 @@ def _columns(row: LeaseRow) -> dict[str, Any]:
     return values
 
 
+def _host_mib(row: LeaseRow) -> int:
+    """Host memory a lease holds, in MiB: a CPU slice's memory, or what a GPU slice asked beside its GPU."""
+    return row.memory_bytes // MIB if row.kind == "cpu" else int(row.host_memory_mib or 0)
+
+
 def _task_of(row: LeaseRow) -> Task:
     """A held lease as an engine task (what the fragmentation-aware policy weighs)."""
     count = len(row.device_keys or []) if row.kind in ("whole", "fraction") else 0
-    host_mib = row.memory_bytes // MIB if row.kind == "cpu" else int((row.usage or {}).get("_host_memory_mib", 0))
-    return Task(row.id, row.cpu_milli, host_mib, count, row.gpu_milli if count else 0)
+    return Task(row.id, row.cpu_milli, _host_mib(row), count, row.gpu_milli if count else 0)
 
 
 def _default_probe(svc: SliceService, lease: Lease) -> dict[str, Any] | None:

@@ -42,6 +42,11 @@ class LeaseRow(Base):
     idle_at: Mapped[dt.datetime | None]  # when the lease was marked idle and its owner told
     usage: Mapped[dict[str, Any]] = mapped_column(default=dict)  # last usage sample (evidence)
 
+    @property
+    def host_memory_mib(self) -> int:
+        """Host memory a GPU slice asked for beside its GPU (kept in `usage`, no column of its own)."""
+        return int((self.usage or {}).get("_host_memory_mib", 0))
+
 
 class LeaseEventRow(Base):
     """Every decision about a lease, with its evidence (idle reclaim, preemption, expiry)."""
