@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from workbench import Workbench
 
 
@@ -83,7 +85,12 @@ def overhead(wb: Workbench, lease: object, n: int) -> None:
 
     client = wb.jobs.client
     resources = {slice_resource(lease.id): 1}  # type: ignore[attr-defined]
-    wb.jobs.submit(noop, slice=lease).wait()  # starts the slice's worker
+    worker = psutil.Process(wb.jobs.submit(noop, slice=lease).wait().worker_pid)  # starts the slice's worker
+    me = psutil.Process()
+
+    def cpu_s() -> float:
+        """CPU seconds of this process (client, scheduler, monitor) and the slice's worker."""
+        return sum(sum(p.cpu_times()[:2]) for p in (me, worker))
 
     def raw_once(times: list[float]) -> None:
         t0 = time.perf_counter()
@@ -114,11 +121,16 @@ def overhead(wb: Workbench, lease: object, n: int) -> None:
     # Back to back: blocks of 50 of one path, then 50 of the other (what a loop of jobs sees).
     raw_blocks: list[float] = []
     ours_blocks: list[float] = []
+    raw_cpu = ours_cpu = 0.0
     for _ in range(max(1, n // 100)):
+        c0 = cpu_s()
         for _ in range(50):
             raw_once(raw_blocks)
+        c1 = cpu_s()
         for _ in range(50):
             ours_once(ours_blocks)
+        raw_cpu += c1 - c0
+        ours_cpu += cpu_s() - c1
     raw_ms, ours_ms = p50_ms(raw), p50_ms(ours)
     budget = 1.5 * raw_ms + 2.0
     print(f"[1] overhead per job, {n} no-op jobs on a warm slice worker (p50):")
@@ -129,6 +141,9 @@ def overhead(wb: Workbench, lease: object, n: int) -> None:
     rb, ob = p50_ms(raw_blocks), p50_ms(ours_blocks)
     print(f"    back to back, {len(raw_blocks)} of each in blocks of 50: raw {rb:.2f} ms   wb {ob:.2f} ms   "
           f"ratio {ob / rb:.2f}x   target {1.5 * rb + 2:.2f} ms  {'MET' if ob <= 1.5 * rb + 2 else 'MISSED'}")
+    rc, oc = raw_cpu / len(raw_blocks) * 1000, ours_cpu / len(ours_blocks) * 1000
+    print(f"    CPU per job (this process with the scheduler, plus the slice's worker): raw {rc:.2f} ms   "
+          f"wb {oc:.2f} ms   ratio {oc / rc:.2f}x")
 
 
 def cold_start(wb: Workbench, framework: str, repeats: int = 3) -> None:

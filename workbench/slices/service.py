@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -331,16 +331,18 @@ class SliceService:
         self._policies: dict[str, Any] = {}
         self._cpu_samples: dict[str, float] = {}
         self._lock_file: Any = None
-        self._connection: Connection | None = None
+        self._session: Session | None = None  # the allocation's session and held connection
         # Threads of one process (a Jupyter server, a Panel app) share the service: they queue
         # here first, since a `flock` on one open file does not exclude its own process.
         self._thread_lock = threading.Lock()
 
     def close(self) -> None:
         with self._thread_lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            if self._session is not None:
+                connection = self._session.bind
+                self._session.close()
+                connection.close()  # type: ignore[union-attr]
+                self._session = None
             if self._lock_file is not None:
                 self._lock_file.close()
                 self._lock_file = None
@@ -365,9 +367,9 @@ class SliceService:
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
-                if self._connection is None or self._connection.invalidated or self._connection.closed:
-                    self._connection = store.allocation_connection()
-                with store.immediate(self._connection) as s:
+                if self._session is None or self._session.bind.invalidated or self._session.bind.closed:  # type: ignore[union-attr]
+                    self._session = store.allocation_session()
+                with store.immediate(self._session) as s:
                     yield s
             finally:
                 if self._lock_file is not None:
@@ -677,20 +679,27 @@ class SliceService:
     def release(self, lease_id: str) -> Lease:
         """Give the slice back. Idempotent: releasing an ended lease returns it unchanged."""
         now = self._clock()
+        by = self.wb.user
         with self._allocation() as s:
             conn = s.connection()
-            row = conn.execute(_LEASE_BY_ID, {"lease_id": lease_id}).first()
-            self._check_owner(row, lease_id, "release")
-            if row.state in (*LIVE_STATES, "queued"):
-                by = self.wb.user
+            # The common case, one statement: the owner ends a lease that is still live.
+            row = conn.execute(_RELEASE_OWN, {"lease_id": lease_id, "by_owner": by, "ended_at": now}).first()
+            if row is None:  # not theirs, ended already, or no such lease: find out which
+                row = conn.execute(_LEASE_BY_ID, {"lease_id": lease_id}).first()
+                self._check_owner(row, lease_id, "release")
+                if row.state not in (*LIVE_STATES, "queued"):
+                    return Lease.from_row(row, self)  # idempotent: the ended lease, unchanged
                 reason = None if by == row.owner else f"released by {by}"
                 conn.execute(_RELEASE, {"lease_id": lease_id, "ended_at": now, "reason": reason})
-                self._event(s, lease_id, "released", {"reason": reason, "by": by})
-                self._schedule(s, now, expire=False)  # expiry is checked by the next request
-                lease = Lease.from_row(row, self)
-                lease.state, lease.ended_at, lease.reason, lease.queue_position = "released", now, reason, None
-                return lease
-            return Lease.from_row(row, self)
+                released = {"state": "released", "ended_at": now, "reason": reason, "queue_position": None}
+            else:
+                reason, released = None, {}
+            self._event(s, lease_id, "released", {"reason": reason, "by": by})
+            self._schedule(s, now, expire=False)  # expiry is checked by the next request
+        lease = Lease.from_row(row, self)
+        for key, value in released.items():
+            setattr(lease, key, value)
+        return lease
 
     def sweep(self) -> dict[str, int]:
         """Expire leases past their TTL, check idle ones and grant what now fits; returns counts."""
@@ -957,6 +966,12 @@ _LEASE_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("lease_id"))
 _RELEASE = (
     update(_TABLE).where(_TABLE.c.id == bindparam("lease_id"))
     .values(state="released", ended_at=bindparam("ended_at"), reason=bindparam("reason"), queue_position=None)
+)
+_RELEASE_OWN = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("lease_id"), _TABLE.c.owner == bindparam("by_owner"), _TABLE.c.state.in_((*LIVE_STATES, "queued")))
+    .values(state="released", ended_at=bindparam("ended_at"), reason=None, queue_position=None)
+    .returning(*_TABLE.c)
 )
 _INSERT_LEASE = insert(_TABLE)
 _EMPTY_LEASE: dict[str, Any] = {column.key: None for column in _TABLE.columns}
