@@ -27,6 +27,17 @@ def jp_server_config() -> dict[str, Any]:
     return {"ServerApp": {"jpserver_extensions": {"workbench.jupyter": True}}}
 
 
+@pytest.fixture(autouse=True)
+def _close_the_servers_workbench(jp_serverapp: Any) -> Any:
+    """Stop what the extension started when the test's server goes: its Workbench (job monitor,
+    Dask), its API thread pool and its lease sweeps. A real server does this at exit; in-process
+    test servers would otherwise leave threads behind that use the database."""
+    yield
+    holder = jp_serverapp.web_app.settings.get("workbench_holder")
+    if holder is not None:
+        holder.close()
+
+
 @pytest.fixture
 def api(jp_fetch: Any) -> Any:
     """`await api("GET", "slices")` -> (status, json), without raising on 4xx/5xx."""

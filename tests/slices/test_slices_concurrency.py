@@ -120,7 +120,10 @@ def hammer(tmp_path: Path, url: str | None = None, processes: int = 6, ops: int 
     wb = Workbench(home=home, fleet=fleet, database_url=url)
     _ = wb.store  # create the schema once, before the workers race
     wb.close()
-    ctx = mp.get_context("fork")
+    # Fresh interpreters, not forks: the test process has threads (other tests' servers and job
+    # monitors) that may hold a lock inside SQLite at the moment of a fork, and a forked child
+    # waits for it forever.
+    ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(str(home), str(fleet), url, seed, ops, queue)) for seed in range(processes)]
     for p in procs:
