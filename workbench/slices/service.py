@@ -293,7 +293,14 @@ class Request:
         return 0.0
 
     def tasks(self, svc: SliceService) -> list[tuple[Task, Device | None]]:
-        """Engine tasks to try, in order (one per GPU model for memory-sized fractions)."""
+        """Engine tasks to try, in order (one per GPU model for memory-sized fractions). They depend
+        on the request and the inventory only, so they are worked out once, outside the lock."""
+        cached = self.__dict__.get("_tasks")
+        if cached is None:
+            cached = self.__dict__["_tasks"] = self._tasks_for(svc)
+        return cached
+
+    def _tasks_for(self, svc: SliceService) -> list[tuple[Task, Device | None]]:
         if self.spec.kind == "cpu":
             node_mib = svc._cpu_memory_mib(self.spec.cpu_milli, self.node)
             mem = self.host_memory_mib or node_mib
@@ -557,6 +564,8 @@ class SliceService:
         cpu_milli = parsed.cpu_milli if parsed.kind == "cpu" else round((cpu_cores or 0) * 1000)
         req = Request(parsed, tuple(models or ()), min_memory_bytes, node, policy, cpu_milli, host_mib)
         self._validate(req)
+        if req.spec.kind != "mig":
+            req.tasks(self)  # worked out here, so the decision under the lock finds them ready
         ttl = float(ttl_s or self.wb.settings.lease_ttl_s)
         quota_alone = Book.__new__(Book)
         quota_alone.svc, quota_alone.usage = self, {}
