@@ -72,3 +72,19 @@ def test_plan_mig_json_reports_an_impossible_gpu_as_json() -> None:
     assert out.returncode == 1
     result = json.loads(out.stdout)
     assert result["feasible"] is False and "no MIG" in result["reason"]
+
+
+def test_request_pinned_with_host_memory_and_a_memory_quota(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from workbench.cli import main
+
+    monkeypatch.setenv("WORKBENCH_QUOTAS", '{"user:*": {"memory_gib": 24}}')
+    code, out = _run("slices", "request", "gpu", "--node", "a100-1", "--cpus", "4", "--memory", "16GiB", "--json")
+    assert code == 0, out
+    lease = json.loads(out)
+    assert lease["node"] == "a100-1" and lease["cpu_milli"] == 4000
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(["slices", "request", "cpu", "--memory", "16GiB", "--no-wait"])
+    assert stop.value.code == 1 and "holds 16 of 24 GiB of host memory; this request needs 16 more" in capsys.readouterr().err

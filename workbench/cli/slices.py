@@ -62,6 +62,8 @@ def request(
     min_memory: str | None = typer.Option(None, help="Minimum GPU memory, e.g. 40GiB."),
     node: str | None = typer.Option(None, help="Only this node."),
     policy: str | None = typer.Option(None, help="Placement policy: first-fit, best-fit, random, fgd, fgd-cpu."),
+    cpus: float | None = typer.Option(None, "--cpus", help="Host CPU cores beside a GPU slice."),
+    memory: str | None = typer.Option(None, "--memory", help="Host memory, e.g. 16GiB: a CPU slice's size, or beside a GPU slice."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Lease a slice; prints the lease and the environment its processes need."""
@@ -69,6 +71,7 @@ def request(
     lease = wb.slices.request(
         spec, project=project, priority=priority, ttl_s=ttl, wait=wait, timeout_s=timeout,
         models=model or None, min_memory_bytes=min_memory, node=node, policy=policy,
+        cpu_cores=cpus, memory_bytes=memory,
     )
     _show(lease, as_json)
 
