@@ -41,6 +41,14 @@ class ServiceRecord:
         """Re-read this record from the database."""
         return self._update(self._svc().get(self.id))
 
+    def as_json(self) -> dict[str, Any]:
+        """The public fields, times as ISO 8601 strings (what `--json` and the REST API print)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}  # type: ignore[arg-type]
+        for key, value in data.items():
+            if isinstance(value, dt.datetime):
+                data[key] = value.isoformat()
+        return data
+
 
 def html_card(
     css_class: str, title: str, state: str, color: str, rows: list[tuple[str, str]], footer: str = "", subtitle: str = ""

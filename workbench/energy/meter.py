@@ -230,7 +230,6 @@ class _CpuEstimate(_Source):
         import psutil
 
         self.process = psutil.Process(pid)
-        self.own = pid == os.getpid()
         self.watts_per_core = watts_per_core
         self._children: list[Any] = []
         self._child_last: dict[int, float] = {}
@@ -242,7 +241,7 @@ class _CpuEstimate(_Source):
 
     def _cpu_seconds(self, now: float) -> float:
         # This process's own times come from one `times()` call; psutil parses /proc for others.
-        t = os.times() if self.own and self.process.pid == os.getpid() else self.process.cpu_times()
+        t = os.times() if self.process.pid == os.getpid() else self.process.cpu_times()
         total = t.user + t.system + t.children_user + t.children_system
         if now - self._listed_at >= self.CHILDREN_EVERY_S:
             # Listing children scans /proc (about 1 ms), so it is refreshed only every few seconds.

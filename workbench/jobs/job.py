@@ -7,7 +7,7 @@ import html
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -157,13 +157,6 @@ class Job(ServiceRecord):
             if self.done:
                 return self
             time.sleep(every_s)
-
-    def as_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        for key, value in data.items():
-            if isinstance(value, dt.datetime):
-                data[key] = value.isoformat()
-        return data
 
     # -- display ------------------------------------------------------------------------------
     def _latest_metrics(self) -> dict[str, float]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from workbench.records import ServiceRecord, as_utc, html_card, html_table
 
@@ -93,13 +93,6 @@ class Lease(ServiceRecord):
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-    def as_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        for key, value in data.items():
-            if isinstance(value, dt.datetime):
-                data[key] = value.isoformat()
-        return data
 
     # -- display ------------------------------------------------------------------------------
     def describe(self) -> str:

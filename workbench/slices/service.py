@@ -63,7 +63,6 @@ class Placement:
     host_memory_mib: int = 0
 
 
-
 _QUOTA_UNITS = {"gpus": "GPUs", "cpus": "CPU cores", "memory_gib": "GiB of host memory"}
 
 
@@ -82,16 +81,12 @@ class Book:
         base = svc._base_state()
         cpu_free, mem_free, gpu_free = base.cpu_free.tolist(), base.mem_free.tolist(), base.gpu_free.tolist()
         for row in self.rows:
-            host_mib = _host_mib(row)
-            n = svc._node_index.get(row.node or "")
+            n, host_mib, columns = self._held_by(row)
             if n is not None:
                 cpu_free[n] -= row.cpu_milli
                 mem_free[n] -= host_mib
-                if row.kind in ("whole", "fraction"):
-                    for key in row.device_keys or []:
-                        col = svc._gpu_column.get(key)
-                        if col is not None:
-                            gpu_free[n][col] -= row.gpu_milli
+                for col in columns:
+                    gpu_free[n][col] -= row.gpu_milli
             self._account(row, +1, host_mib)
         self.state = base.with_free(cpu_free, mem_free, gpu_free)
 
@@ -103,18 +98,22 @@ class Book:
         return self._workload
 
     # -- accounting ---------------------------------------------------------------------------
-    def _apply(self, row: LeaseRow, sign: int) -> None:
+    def _held_by(self, row: LeaseRow) -> tuple[int | None, int, list[int]]:
+        """Where a lease holds capacity: its node's index (None off the fleet), the host memory
+        in MiB and the GPU columns it takes `gpu_milli` of (MIG instances are booked apart)."""
         svc = self.svc
-        n = svc._node_index.get(row.node or "")
-        host_mib = _host_mib(row)
+        columns = []
+        if row.kind in ("whole", "fraction"):
+            columns = [c for c in (svc._gpu_column.get(key) for key in row.device_keys or []) if c is not None]
+        return svc._node_index.get(row.node or ""), _host_mib(row), columns
+
+    def _apply(self, row: LeaseRow, sign: int) -> None:
+        n, host_mib, columns = self._held_by(row)
         if n is not None:
             self.state.cpu_free[n] -= sign * row.cpu_milli
             self.state.mem_free[n] -= sign * host_mib
-            if row.kind in ("whole", "fraction"):
-                for key in row.device_keys or []:
-                    col = svc._gpu_column.get(key)
-                    if col is not None:
-                        self.state.gpu_free[n, col] -= sign * row.gpu_milli
+            for col in columns:
+                self.state.gpu_free[n, col] -= sign * row.gpu_milli
             self.state._refresh(n)
         self._account(row, sign, host_mib)
         self._workload = None
@@ -693,22 +692,17 @@ class SliceService:
             conn = s.connection()
             # The common case, one statement: the owner ends a lease that is still live.
             row = conn.execute(_RELEASE_OWN, {"lease_id": lease_id, "by_owner": by, "ended_at": now}).first()
+            reason = None
             if row is None:  # not theirs, ended already, or no such lease: find out which
                 row = conn.execute(_LEASE_BY_ID, {"lease_id": lease_id}).first()
                 self._check_owner(row, lease_id, "release")
                 if row.state not in (*LIVE_STATES, "queued"):
                     return Lease.from_row(row, self)  # idempotent: the ended lease, unchanged
                 reason = None if by == row.owner else f"released by {by}"
-                conn.execute(_RELEASE, {"lease_id": lease_id, "ended_at": now, "reason": reason})
-                released = {"state": "released", "ended_at": now, "reason": reason, "queue_position": None}
-            else:
-                reason, released = None, {}
+                row = conn.execute(_RELEASE, {"lease_id": lease_id, "ended_at": now, "reason": reason}).one()
             self._event(s, lease_id, "released", {"reason": reason, "by": by})
             self._schedule(s, now, expire=False)  # expiry is checked by the next request
-        lease = Lease.from_row(row, self)
-        for key, value in released.items():
-            setattr(lease, key, value)
-        return lease
+        return Lease.from_row(row, self)
 
     def sweep(self) -> dict[str, int]:
         """Expire leases past their TTL, check idle ones and grant what now fits; returns counts."""
@@ -975,6 +969,7 @@ _LEASE_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("lease_id"))
 _RELEASE = (
     update(_TABLE).where(_TABLE.c.id == bindparam("lease_id"))
     .values(state="released", ended_at=bindparam("ended_at"), reason=bindparam("reason"), queue_position=None)
+    .returning(*_TABLE.c)
 )
 _RELEASE_OWN = (
     update(_TABLE)
