@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing as mp
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import bindparam, func, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import StoreUnavailable
+from workbench.records import as_utc
 from workbench.store import Store, mask_url
+from workbench.store.engine import DriverStatement
 from workbench.store.models import DeviceRow, JobRow, LeaseRow, new_id
 
 TABLES = {"devices", "leases", "lease_events", "jobs", "job_events", "profiles", "kernel_results", "alembic_version"}
@@ -107,3 +111,53 @@ def test_workbench_opens_its_store_lazily(wb) -> None:  # type: ignore[no-untype
     with wb.store.session() as s:
         s.add(JobRow(id="job-1", name="n", owner=wb.user, kind="script", target="t.py", state="queued"))
     assert Path(wb.settings.database.split("///")[1]).exists()
+
+
+# -- statements run on the driver (the allocation's hot path) -----------------------------------
+def _lease_values(lease_id: str) -> dict[str, object]:
+    now = dt.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=dt.UTC)
+    values = {c.key: None for c in LeaseRow.__table__.columns}
+    values.update(
+        id=lease_id, owner="ada", project="p", kind="fraction", state="active", node="n1", device_keys=["n1/0"],
+        gpu_milli=250, cpu_milli=1500, memory_bytes=141 * 10**9, priority=2, request={"spec": "0.25", "n": None},
+        env={"A": "1"}, ttl_s=30.5, created_at=now, granted_at=now, expires_at=now + dt.timedelta(seconds=30), usage={},
+    )
+    return values
+
+
+def test_driver_statements_write_and_read_what_the_orm_does(store: Store) -> None:
+    insert_lease = DriverStatement(insert(LeaseRow.__table__), column_keys=[c.key for c in LeaseRow.__table__.columns])
+    by_id = DriverStatement(select(LeaseRow.__table__).where(LeaseRow.id == bindparam("lease_id")))
+    connection = store.allocation_connection()
+    with store.locked(connection):
+        assert insert_lease.run(connection, _lease_values("lease-d")) == []
+    with store.session() as s:
+        row = s.get(LeaseRow, "lease-d")
+        assert row.request == {"spec": "0.25", "n": None} and row.device_keys == ["n1/0"] and row.memory_bytes == 141 * 10**9
+        assert as_utc(row.created_at) == dt.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=dt.UTC)
+        assert row.reason is None and row.mig_start is None
+        s.add(LeaseRow(**{**_lease_values("lease-o"), "env": {"B": "2"}}))
+    with store.locked(connection):
+        (written,) = by_id.run(connection, {"lease_id": "lease-o"})
+    record = dict(zip([c.key for c in LeaseRow.__table__.columns], written))
+    assert record["env"] == {"B": "2"} and record["device_keys"] == ["n1/0"] and record["ttl_s"] == 30.5
+    assert as_utc(record["expires_at"]) == dt.datetime(2026, 3, 4, 5, 6, 37, 890123, tzinfo=dt.UTC)
+    connection.close()
+
+
+def test_driver_statement_errors_roll_back_and_keep_their_kind(store: Store) -> None:
+    insert_lease = DriverStatement(insert(LeaseRow.__table__), column_keys=[c.key for c in LeaseRow.__table__.columns])
+    connection = store.allocation_connection()
+    with store.locked(connection):
+        insert_lease.run(connection, _lease_values("lease-1"))
+    with pytest.raises(IntegrityError), store.locked(connection):
+        insert_lease.run(connection, _lease_values("lease-2"))
+        insert_lease.run(connection, _lease_values("lease-1"))  # the same primary key again
+    with store.session() as s:
+        assert s.scalars(select(LeaseRow.id)).all() == ["lease-1"]  # lease-2 was rolled back with it
+    if store.is_sqlite:  # elsewhere the statement runs through SQLAlchemy (defaults, IN lists)
+        with pytest.raises(KeyError, match="owner"):
+            insert_lease.run(connection, {"id": "lease-3"})
+        with pytest.raises(ValueError, match="expanding IN"):
+            DriverStatement(select(LeaseRow.id).where(LeaseRow.state.in_(("active", "idle")))).run(connection)
+    connection.close()

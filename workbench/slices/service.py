@@ -1,6 +1,6 @@
 """`SliceService` (`wb.slices`): requests, leases, the queue, quotas, fair share, preemption, idle reclaim.
 
-Every decision runs inside `store.immediate()`, the allocation lock: one transaction expires stale
+Every decision runs inside `store.locked()`, the allocation lock: one transaction expires stale
 leases, reads what is held, decides (the pure engine in `placement` and the MIG planner in `mig`)
 and writes the result, so two processes never hand out the same capacity and a failed request
 leaves nothing behind. The capacity comes from `wb.devices()` (this machine, or a declared fleet).
@@ -21,12 +21,13 @@ import fcntl
 import math
 import threading
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Self
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -42,6 +43,7 @@ from workbench.slices.placement import (
     make_policy,
 )
 from workbench.slices.spec import SliceSpec, parse_memory, parse_spec
+from workbench.store.engine import DriverStatement
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.slices import LeaseEventRow, LeaseRow
 
@@ -61,6 +63,37 @@ class Placement:
     profile: str | None = None
     mig_start: int | None = None
     host_memory_mib: int = 0
+
+
+class _Txn:
+    """One allocation transaction: its connection, on which the hot statements run directly, and
+    a session joined to the same transaction, made only when a slower path needs the ORM."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = Session(bind=self.connection, expire_on_commit=False)
+        return self._session
+
+    def run(self, statement: DriverStatement, **params: Any) -> list[tuple[Any, ...]]:
+        if self._session is not None:
+            self._session.flush()  # what the ORM holds back is written first
+        return statement.run(self.connection, params)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._session is not None:
+            try:
+                if exc_type is None:
+                    self._session.flush()  # before the transaction commits
+            finally:
+                self._session.close()  # forgets what it loaded: nothing stale outlives the transaction
 
 
 _QUOTA_UNITS = {"gpus": "GPUs", "cpus": "CPU cores", "memory_gib": "GiB of host memory"}
@@ -337,25 +370,23 @@ class SliceService:
         self._policies: dict[str, Any] = {}
         self._cpu_samples: dict[str, float] = {}
         self._lock_file: Any = None
-        self._session: Session | None = None  # the allocation's session and held connection
+        self._connection: Connection | None = None  # the allocation's held connection
         # Threads of one process (a Jupyter server, a Panel app) share the service: they queue
         # here first, since a `flock` on one open file does not exclude its own process.
         self._thread_lock = threading.Lock()
 
     def close(self) -> None:
         with self._thread_lock:
-            if self._session is not None:
-                connection = self._session.bind
-                self._session.close()
-                connection.close()  # type: ignore[union-attr]
-                self._session = None
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
             if self._lock_file is not None:
                 self._lock_file.close()
                 self._lock_file = None
 
     @contextlib.contextmanager
-    def _allocation(self) -> Iterator[Session]:
-        """`store.immediate()`, queued behind a file lock on SQLite.
+    def _locked(self) -> Iterator[_Txn]:
+        """An allocation transaction (`store.locked()`), queued behind a file lock on SQLite.
 
         SQLite's own busy handler polls with sleeps of up to 100 ms, so under contention most of
         the time goes to sleeping; a blocking `flock` hands the lock over as soon as it is free.
@@ -363,9 +394,9 @@ class SliceService:
         """
         store = self.wb.store
         path = store.url.split("///", 1)[-1] if store.is_sqlite else ""
-        if path == ":memory:":
-            with store.immediate() as s:
-                yield s
+        if path == ":memory:":  # one connection per thread: nothing to hold, nobody else to queue
+            with store.allocation_connection() as connection, store.locked(connection), _Txn(connection) as txn:
+                yield txn
             return
         with self._thread_lock:
             if path and self._lock_file is None:
@@ -373,13 +404,19 @@ class SliceService:
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
-                if self._session is None or self._session.bind.invalidated or self._session.bind.closed:  # type: ignore[union-attr]
-                    self._session = store.allocation_session()
-                with store.immediate(self._session) as s:
-                    yield s
+                if self._connection is None or self._connection.invalidated or self._connection.closed:
+                    self._connection = store.allocation_connection()
+                with store.locked(self._connection) as connection, _Txn(connection) as txn:
+                    yield txn
             finally:
                 if self._lock_file is not None:
                     fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _allocation(self) -> Iterator[Session]:
+        """An allocation transaction through the ORM (the paths that are not hot)."""
+        with self._locked() as txn:
+            yield txn.session
 
     def __repr__(self) -> str:
         return f"<SliceService user={self.wb.user!r} devices={self.inventory!r}>"
@@ -581,41 +618,35 @@ class SliceService:
             "cpu_milli": cpu_milli, "memory_bytes": 0, "priority": int(priority), "request": req.as_json(), "env": {},
             "ttl_s": ttl, "created_at": now, "heartbeat_at": now, "expires_at": now + dt.timedelta(seconds=ttl), "usage": {},
         })
-        with self._allocation() as s:
-            row = self._request_locked(s, row, req, now, wait)
+        with self._locked() as txn:
+            row = self._request_locked(txn, row, req, now, wait)
         lease = Lease.from_row(row, self)
         if lease.state == "queued":
             lease = self._wait(lease, timeout_s)
         return lease
 
-    def _request_locked(self, s: Session, row: Any, req: Request, now: dt.datetime, wait: bool) -> Any:
+    def _request_locked(self, txn: _Txn, row: Any, req: Request, now: dt.datetime, wait: bool) -> Any:
         """Decide and record `row` (a new queued lease) holding the allocation lock: granted, or
         queued with its reason; `Conflict` (nothing written) when it must not wait. Returns the row
         as recorded."""
         text = req.spec.text
-        held = s.connection().execute(_HELD_OR_QUEUED, {"now": now}).all()
-        stale = any(r.stale for r in held)
-        if not stale and not any(r.state == "queued" for r in held):
-            # Nobody waits and nothing expired: decide this request alone.
-            book = Book(self, held)
-            placement, reason = self._admit(s, book, row, req, now)
-            if placement is None and not wait:
-                raise Conflict(f"{text} cannot be granted now: {reason}", reason=reason)
+        held = [_HeldRow._make(r) for r in txn.run(_HELD_OR_QUEUED, now=now)]
+        if not any(r.stale or r.state == "queued" for r in held):
+            # Nobody waits and nothing expired: if it fits as things are, grant it at once.
+            placement, _ = self._fit(Book(self, held), row, req)
             if placement is not None:
-                self._grant(s, row, placement, now)
-            else:
-                row.reason, row.queue_position = reason, 1
-            # A plain INSERT: cheaper than the ORM unit of work on this hot path.
-            s.connection().execute(_INSERT_LEASE, _columns(row))
-        else:
-            row = LeaseRow(**_columns(row))  # others wait: join the queue, decided in fair order
-            s.add(row)
-            s.flush()
-            self._schedule(s, now)
+                self._grant(txn.connection, row, placement, now)
+                txn.run(_INSERT_LEASE, **_columns(row))
+                return row
+        # Others wait, leases expired, or it does not fit now: it joins the queue, where requests
+        # are decided in fair order and room can be made (idle reclaim, preemption).
+        s = txn.session
+        row = LeaseRow(**_columns(row))
+        s.add(row)
+        self._schedule(txn, now)
         if row.state != "active" and not wait:
             reason = row.reason or "cannot be placed now"
-            s.rollback()
-            raise Conflict(f"{text} cannot be granted now: {reason}", reason=reason)
+            raise Conflict(f"{text} cannot be granted now: {reason}", reason=reason)  # rolls it all back
         if row.state == "queued":
             self._event(s, row.id, "queued", {"reason": row.reason, "position": row.queue_position})
         return row
@@ -628,7 +659,8 @@ class SliceService:
             self._sleep(delay)
             delay = min(delay * 1.5, 0.5)
             now = self._clock()
-            with self._allocation() as s:
+            with self._locked() as txn:
+                s = txn.session
                 row = s.get(LeaseRow, lease.id)
                 if row is None:
                     raise NotFound(f"lease {lease.id} vanished while waiting")
@@ -638,9 +670,9 @@ class SliceService:
                     if time.monotonic() - observed > 10:
                         # Someone is waiting: look for idle leases that could be reclaimed.
                         observed = time.monotonic()
-                        self._expire(s, now)
+                        self._expire(txn, now)
                         self._observe(s, now)
-                    self._schedule(s, now)
+                    self._schedule(txn, now)
                 gave_up = row.state == "queued" and timeout_s is not None and time.monotonic() - start >= timeout_s
                 reason = row.reason
                 if gave_up:
@@ -688,29 +720,31 @@ class SliceService:
         """Give the slice back. Idempotent: releasing an ended lease returns it unchanged."""
         now = self._clock()
         by = self.wb.user
-        with self._allocation() as s:
-            conn = s.connection()
+        with self._locked() as txn:
             # The common case, one statement: the owner ends a lease that is still live.
-            row = conn.execute(_RELEASE_OWN, {"lease_id": lease_id, "by_owner": by, "ended_at": now}).first()
+            found = txn.run(_RELEASE_OWN, lease_id=lease_id, by_owner=by, ended_at=now)
             reason = None
-            if row is None:  # not theirs, ended already, or no such lease: find out which
-                row = conn.execute(_LEASE_BY_ID, {"lease_id": lease_id}).first()
+            if not found:  # not theirs, ended already, or no such lease: find out which
+                found = txn.run(_LEASE_BY_ID, lease_id=lease_id)
+                row = _LeaseRecord._make(found[0]) if found else None
                 self._check_owner(row, lease_id, "release")
+                assert row is not None
                 if row.state not in (*LIVE_STATES, "queued"):
                     return Lease.from_row(row, self)  # idempotent: the ended lease, unchanged
                 reason = None if by == row.owner else f"released by {by}"
-                row = conn.execute(_RELEASE, {"lease_id": lease_id, "ended_at": now, "reason": reason}).one()
-            self._event(s, lease_id, "released", {"reason": reason, "by": by})
-            self._schedule(s, now, expire=False)  # expiry is checked by the next request
+                found = txn.run(_RELEASE, lease_id=lease_id, ended_at=now, reason=reason)
+            row = _LeaseRecord._make(found[0])
+            self._event(txn.connection, lease_id, "released", {"reason": reason, "by": by})
+            self._schedule(txn, now, expire=False)  # expiry is checked by the next request
         return Lease.from_row(row, self)
 
     def sweep(self) -> dict[str, int]:
         """Expire leases past their TTL, check idle ones and grant what now fits; returns counts."""
         now = self._clock()
-        with self._allocation() as s:
-            expired = self._expire(s, now)
-            idle = self._observe(s, now)
-            granted = self._schedule(s, now, expire=False)
+        with self._locked() as txn:
+            expired = self._expire(txn, now)
+            idle = self._observe(txn.session, now)
+            granted = self._schedule(txn, now, expire=False)
         return {"expired": expired, "idle": idle, "granted": granted}
 
     def events(self, lease_id: str) -> list[dict[str, Any]]:
@@ -738,10 +772,9 @@ class SliceService:
         if row.owner != self.wb.user and not self.wb.is_admin():
             raise Forbidden(f"{self.wb.user} cannot {verb} lease {lease_id}: it belongs to {row.owner}")
 
-    def _event(self, s: Session, lease_id: str, event: str, detail: dict[str, Any]) -> None:
-        s.connection().execute(
-            _INSERT_EVENT, {"lease_id": lease_id, "at": self._clock(), "event": event, "detail": _jsonable(detail)}
-        )
+    def _event(self, on: Session | Connection, lease_id: str, event: str, detail: dict[str, Any]) -> None:
+        connection = on.connection() if isinstance(on, Session) else on
+        _INSERT_EVENT.run(connection, {"lease_id": lease_id, "at": self._clock(), "event": event, "detail": _jsonable(detail)})
 
     def _end(self, s: Session, row: LeaseRow, state: str, now: dt.datetime, reason: str | None) -> None:
         row.state = state
@@ -750,25 +783,25 @@ class SliceService:
         row.queue_position = None
         self._event(s, row.id, state, {"reason": reason, "by": self.wb.user})
 
-    def _expire(self, s: Session, now: dt.datetime) -> int:
-        s.flush()
-        ids = s.connection().execute(_EXPIRED_IDS, {"now": now}).scalars().all()
+    def _expire(self, txn: _Txn, now: dt.datetime) -> int:
+        ids = [r[0] for r in txn.run(_EXPIRED_IDS, now=now)]
         if not ids:
             return 0
+        s = txn.session
         stale = s.scalars(select(LeaseRow).where(LeaseRow.id.in_(ids))).all()
         for row in stale:
             self._end(s, row, "expired", now, f"not renewed within its TTL of {row.ttl_s:g} s")
         return len(stale)
 
-    def _schedule(self, s: Session, now: dt.datetime, *, expire: bool = True) -> int:
+    def _schedule(self, txn: _Txn, now: dt.datetime, *, expire: bool = True) -> int:
         """Grant what fits among the queued requests, in fair order. Returns how many were granted."""
         if expire:
-            self._expire(s, now)
-        s.flush()
-        if not s.connection().execute(_ANY_QUEUED).first():
+            self._expire(txn, now)
+        if not txn.run(_ANY_QUEUED):
             return 0
+        s = txn.session
         queued = s.scalars(select(LeaseRow).where(LeaseRow.state == "queued")).all()
-        book = Book(self, self._live(s))
+        book = Book(self, [_BookRow._make(r) for r in txn.run(_LIVE)])
         order = sorted(queued, key=lambda r: (-r.priority, book.dominant_share(r.owner), as_utc(r.created_at), r.id))
         granted = 0
         position = 0
@@ -785,27 +818,30 @@ class SliceService:
             row.reason = reason
         return granted
 
-    def _live(self, s: Session) -> Sequence[Any]:
-        """What the live leases hold, as light rows (attribute access, no ORM identity)."""
-        s.flush()
-        return s.connection().execute(_LIVE).all()
-
-    def _admit(self, s: Session, book: Book, row: LeaseRow, req: Request, now: dt.datetime) -> tuple[Placement | None, str | None]:
-        """Quotas, then placement (making room if allowed); the placement, or why not."""
+    def _fit(self, book: Book, row: Any, req: Request) -> tuple[Placement | None, str | None]:
+        """Quotas, then placement as things are: the placement; or None with the quota that
+        blocks it, or with no reason when it does not fit."""
         reason = book.quota_block(row.owner, row.project, req.gpus, row.cpu_milli / 1000, req.host_memory_mib * MIB)
         if reason is not None:
             return None, reason
         placement = book.place(req)
-        if placement is not None:
-            # A fraction given as memory is a share only once its GPU is known: check it again.
-            held = placement.gpu_milli * len(placement.device_keys) / FULL if req.spec.kind != "cpu" else 0.0
-            memory = placement.memory_bytes if req.spec.kind == "cpu" else placement.host_memory_mib * MIB
-            reason = book.quota_block(row.owner, row.project, held, placement.cpu_milli / 1000, memory)
-            return (None, reason) if reason else (placement, None)
+        if placement is None:
+            return None, None
+        # A fraction given as memory is a share only once its GPU is known: check it again.
+        held = placement.gpu_milli * len(placement.device_keys) / FULL if req.spec.kind != "cpu" else 0.0
+        memory = placement.memory_bytes if req.spec.kind == "cpu" else placement.host_memory_mib * MIB
+        reason = book.quota_block(row.owner, row.project, held, placement.cpu_milli / 1000, memory)
+        return (None, reason) if reason else (placement, None)
+
+    def _admit(self, s: Session, book: Book, row: LeaseRow, req: Request, now: dt.datetime) -> tuple[Placement | None, str | None]:
+        """Quotas, then placement, making room if allowed; the placement, or why not."""
+        placement, reason = self._fit(book, row, req)
+        if placement is not None or reason is not None:
+            return placement, reason
         placement = self._make_room(s, book, row, req, now)
         return (placement, None) if placement is not None else (None, book.why_not(req))
 
-    def _grant(self, s: Session, row: LeaseRow, p: Placement, now: dt.datetime) -> None:
+    def _grant(self, on: Session | Connection, row: Any, p: Placement, now: dt.datetime) -> None:
         row.state = "active"
         row.node = p.node
         row.device_keys = list(p.device_keys)
@@ -822,7 +858,7 @@ class SliceService:
         row.queue_position = None
         row.usage = {"_host_memory_mib": p.host_memory_mib} if p.host_memory_mib else {}
         row.env = self._env(row, p)
-        self._event(s, row.id, "granted", {"node": p.node, "devices": p.device_keys, "profile": p.profile, "start": p.mig_start})
+        self._event(on, row.id, "granted", {"node": p.node, "devices": p.device_keys, "profile": p.profile, "start": p.mig_start})
 
     def _env(self, row: LeaseRow, p: Placement) -> dict[str, str]:
         env = {"WORKBENCH_SLICE_ID": row.id, "WORKBENCH_SLICE_KIND": row.kind}
@@ -952,34 +988,49 @@ class SliceService:
 _BOOK_COLUMNS = (
     LeaseRow.id, LeaseRow.owner, LeaseRow.project, LeaseRow.kind, LeaseRow.state, LeaseRow.node, LeaseRow.device_keys,
     LeaseRow.profile, LeaseRow.mig_start, LeaseRow.gpu_milli, LeaseRow.cpu_milli, LeaseRow.memory_bytes,
-    LeaseRow.priority, LeaseRow.granted_at, LeaseRow.idle_at,
     # The one number the book needs from the usage JSON, extracted by the database (decoding
     # every lease's usage sample cost more than the rest of the row).
     LeaseRow.usage["_host_memory_mib"].as_integer().label("host_memory_mib"),
 )
+# What making room also weighs: who may be preempted or reclaimed (read on the queue's path).
+_ROOM_COLUMNS = (LeaseRow.priority, LeaseRow.granted_at, LeaseRow.idle_at)
 
 
-# Statements of the hot path, built once (building a statement costs more than running it).
+def _state_is(*states: str) -> Any:
+    """`state IN (...)` spelt as ORs (SQLite plans it as IN): the driver path takes no expanding lists."""
+    return or_(*(LeaseRow.state == state for state in states))
+
+
+# Statements of the hot path, built once (building a statement costs more than running it) and
+# run on the driver (`DriverStatement`): every process waits on them behind the allocation lock.
 _TABLE = LeaseRow.__table__
-_HELD_OR_QUEUED = select(*_BOOK_COLUMNS, (LeaseRow.expires_at < bindparam("now")).label("stale")).where(LeaseRow.state.in_((*LIVE_STATES, "queued")))
-_LIVE = select(*_BOOK_COLUMNS).where(LeaseRow.state.in_(LIVE_STATES))
-_ANY_QUEUED = select(LeaseRow.id).where(LeaseRow.state == "queued").limit(1)
-_EXPIRED_IDS = select(LeaseRow.id).where(LeaseRow.state.in_((*LIVE_STATES, "queued")), LeaseRow.expires_at < bindparam("now"))
-_LEASE_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("lease_id"))
-_RELEASE = (
+_HELD_OR_QUEUED = DriverStatement(
+    select(*_BOOK_COLUMNS, (LeaseRow.expires_at < bindparam("now")).label("stale")).where(_state_is(*LIVE_STATES, "queued"))
+)
+_LIVE = DriverStatement(select(*_BOOK_COLUMNS, *_ROOM_COLUMNS).where(_state_is(*LIVE_STATES)))
+_ANY_QUEUED = DriverStatement(select(LeaseRow.id).where(LeaseRow.state == "queued").limit(1))
+_EXPIRED_IDS = DriverStatement(
+    select(LeaseRow.id).where(_state_is(*LIVE_STATES, "queued"), LeaseRow.expires_at < bindparam("now"))
+)
+_LEASE_BY_ID = DriverStatement(select(_TABLE).where(_TABLE.c.id == bindparam("lease_id")))
+_RELEASE = DriverStatement(
     update(_TABLE).where(_TABLE.c.id == bindparam("lease_id"))
     .values(state="released", ended_at=bindparam("ended_at"), reason=bindparam("reason"), queue_position=None)
     .returning(*_TABLE.c)
 )
-_RELEASE_OWN = (
+_RELEASE_OWN = DriverStatement(
     update(_TABLE)
-    .where(_TABLE.c.id == bindparam("lease_id"), _TABLE.c.owner == bindparam("by_owner"), _TABLE.c.state.in_((*LIVE_STATES, "queued")))
+    .where(_TABLE.c.id == bindparam("lease_id"), _TABLE.c.owner == bindparam("by_owner"), _state_is(*LIVE_STATES, "queued"))
     .values(state="released", ended_at=bindparam("ended_at"), reason=None, queue_position=None)
     .returning(*_TABLE.c)
 )
-_INSERT_LEASE = insert(_TABLE)
+_INSERT_LEASE = DriverStatement(insert(_TABLE), column_keys=[c.key for c in _TABLE.columns])
+_INSERT_EVENT = DriverStatement(insert(LeaseEventRow.__table__), column_keys=["lease_id", "at", "event", "detail"])
 _EMPTY_LEASE: dict[str, Any] = {column.key: None for column in _TABLE.columns}
-_INSERT_EVENT = insert(LeaseEventRow.__table__)
+# Rows as the statements above return them: attribute access, as on an ORM row, for the book.
+_HeldRow = namedtuple("_HeldRow", [c.key for c in _BOOK_COLUMNS] + ["stale"])  # type: ignore[misc]
+_BookRow = namedtuple("_BookRow", [c.key for c in (*_BOOK_COLUMNS, *_ROOM_COLUMNS)])  # type: ignore[misc]
+_LeaseRecord = namedtuple("_LeaseRecord", [c.key for c in _TABLE.columns])  # type: ignore[misc]
 
 
 def _columns(row: LeaseRow) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -53,7 +53,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: this runs for every allocation, inside the allocation lock.
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")
 
 
 class Store:
@@ -137,39 +138,41 @@ class Store:
         with self._wrap_errors(), self._sessions() as s, s.begin():
             yield s
 
-    def allocation_session(self) -> Session:
-        """A session for `immediate(session)` that a caller keeps, with its connection, across
-        transactions (one thread at a time). The slices service holds one for its life: the
-        pool checkout, reset and session set-up a fresh unit of work pays cost a third of an
-        allocation's time inside the lock."""
+    def allocation_connection(self) -> Connection:
+        """A connection for `locked(connection)` that a caller keeps across transactions (one
+        thread at a time). The slices service holds one for its life: the pool checkout, reset
+        and session set-up a fresh unit of work pays cost a third of an allocation's time inside
+        the lock, and SQLite keeps its page cache on a connection that stays open."""
         with self._wrap_errors():
-            connection = self.engine.execution_options(sqlite_begin="IMMEDIATE").connect()
-        return Session(bind=connection, expire_on_commit=False)
+            return self.engine.execution_options(sqlite_begin="IMMEDIATE").connect()
 
     @contextlib.contextmanager
-    def immediate(self, session: Session | None = None) -> Iterator[Session]:
-        """A unit of work that holds the allocation lock from its first statement.
+    def immediate(self) -> Iterator[Session]:
+        """A unit of work that holds the allocation lock from its first statement."""
+        with self._wrap_errors(), self._immediate_sessions() as s, s.begin():
+            self._lock_allocations(s.connection())
+            yield s
 
-        `session` (from `allocation_session()`) runs it on that session's held connection; it
-        forgets the objects it loaded when the unit ends, so nothing stale outlives it."""
-        held = session is not None
-        unit = session if session is not None else self._immediate_sessions()
-        try:
-            with self._wrap_errors(), contextlib.nullcontext(unit) if held else unit as s, s.begin():
-                if not self.is_sqlite:
-                    s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_ALLOCATION_LOCK})
-                else:
-                    s.connection()  # emits BEGIN IMMEDIATE now, not at the first query
-                yield s
-        finally:
-            if held:
-                unit.expunge_all()
+    @contextlib.contextmanager
+    def locked(self, connection: Connection) -> Iterator[Connection]:
+        """A transaction on `connection` (from `allocation_connection()`) that holds the
+        allocation lock from its start; commits when the block ends, rolls back on an error."""
+        with self._wrap_errors(), connection.begin():
+            self._lock_allocations(connection)
+            yield connection
+
+    def _lock_allocations(self, connection: Connection) -> None:
+        # On SQLite the transaction's BEGIN IMMEDIATE took the write lock already.
+        if not self.is_sqlite:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_ALLOCATION_LOCK})
 
     @contextlib.contextmanager
     def _wrap_errors(self) -> Iterator[None]:
         try:
             yield
         except OperationalError as exc:
+            raise StoreUnavailable(f"database {mask_url(self.url)} failed: {_first_line(exc)}") from None
+        except self.engine.dialect.loaded_dbapi.OperationalError as exc:  # from the driver itself (BEGIN)
             raise StoreUnavailable(f"database {mask_url(self.url)} failed: {_first_line(exc)}") from None
 
     def close(self) -> None:
@@ -179,3 +182,60 @@ class Store:
 def _first_line(exc: BaseException) -> str:
     text_ = str(getattr(exc, "orig", None) or exc).strip()
     return text_.splitlines()[0] if text_ else type(exc).__name__
+
+
+class DriverStatement:
+    """A Core statement run on the driver's own connection, under a SQLAlchemy `Connection`.
+
+    Why not `Connection.execute`: the allocation lock serializes every process's allocations, and
+    for their few short statements SQLAlchemy's per-execution work (execution context, parameter
+    and result processing, events) took several times SQLite's own time (py-spy of
+    `benchmarks/allocator.py` with 8 processes). What stays SQLAlchemy's: the SQL (compiled once
+    for the connection's dialect), the parameter order and every value's conversion (the column
+    types' own bind and result processors), so a row written here reads back through the ORM
+    unchanged. SQLite only (its driver takes positional parameters); on other databases the
+    statement runs through SQLAlchemy as usual. Statements with expanding `IN` lists are refused.
+    """
+
+    def __init__(self, statement: Any, *, column_keys: list[str] | None = None) -> None:
+        self.statement = statement
+        self.column_keys = column_keys
+        self._sqlite: tuple[str, list[tuple[str, Any, bool, Any]], list[Any]] | None = None
+
+    def _compile(self, dialect: Any) -> tuple[str, list[tuple[str, Any, bool, Any]], list[Any]]:
+        compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
+        binds = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            if bind.expanding:
+                raise ValueError(f"{name}: an expanding IN list cannot run on the driver; spell the values out")
+            binds.append((name, bind.value, bind.required, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.statement.exported_columns]
+        return compiled.string, binds, results
+
+    def run(self, connection: Connection, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Execute with `params` (by bind name); the rows it returns, as plain tuples."""
+        params = params or {}
+        dialect = connection.dialect
+        if dialect.name != "sqlite":
+            result = connection.execute(self.statement, params)
+            return [tuple(r) for r in result.all()] if result.returns_rows else []
+        if self._sqlite is None:
+            self._sqlite = self._compile(dialect)
+        sql, binds, results = self._sqlite
+        values = []
+        for name, default, required, process in binds:
+            if name in params:
+                value = params[name]
+            elif required:
+                raise KeyError(f"{name!r}: a value is required for this statement")
+            else:
+                value = default
+            values.append(value if process is None else process(value))
+        try:
+            rows = connection.connection.driver_connection.execute(sql, values).fetchall()  # type: ignore[union-attr]
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(sql, values, exc, dialect.loaded_dbapi.Error) from None
+        if not rows:
+            return []
+        return [tuple(v if p is None or v is None else p(v) for v, p in zip(row, results)) for row in rows]
