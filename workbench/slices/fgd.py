@@ -61,19 +61,11 @@ class _Workload:
         # total usable capacity the group needs on the node (k whole GPUs, or one share).
         self.threshold = np.array([0 if k == 0 else g for k, g in demands], dtype=np.int64)
         self.need = np.array([0 if k == 0 else (g if g < FULL else FULL * k) for k, g in demands], dtype=np.int64)
-        self.cpu_vals = np.array(sorted({c for c, *_ in counts}), dtype=np.int64)
-        self.mem_vals = np.array(sorted({m for _, m, *_ in counts}), dtype=np.int64)
         # Integer arithmetic throughout (counts, milli-GPUs): scores are exact, so a decision never
         # depends on the order of a floating-point sum (which differs between machines).
         self.total = total
-        table = np.zeros((len(self.cpu_vals) + 1, len(self.mem_vals) + 1, len(demands)), dtype=np.int64)
-        keys_all = np.array(list(counts), dtype=np.int64).reshape(-1, 4)
-        a = np.searchsorted(self.cpu_vals, keys_all[:, 0]) + 1
-        b = np.searchsorted(self.mem_vals, keys_all[:, 1]) + 1
-        j = np.array([self.group_of[(int(k), int(g))] for k, g in keys_all[:, 2:]], dtype=np.int64)
-        np.add.at(table, (a, b, j), np.array(list(counts.values()), dtype=np.int64))
-        # W[a, b, j] = how many group-j tasks need cpu ≤ cpu_vals[a-1] and mem ≤ mem_vals[b-1]
-        self.W = table.cumsum(axis=0).cumsum(axis=1)
+        self._counts = counts
+        self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # made by `weights` (plain FGD)
         # Per class, for the CPU-aware measure: demand group, CPU, memory, GPU per copy (10**6
         # for classes without GPUs: any copy that fits may use the whole node), count.
         keys = self._fold(counts, max_classes)
@@ -102,9 +94,25 @@ class _Workload:
         return kept
 
     def weights(self, cpu: np.ndarray, mem: np.ndarray) -> np.ndarray:
-        a = np.searchsorted(self.cpu_vals, cpu, side="right")
-        b = np.searchsorted(self.mem_vals, mem, side="right")
-        return self.W[a, b]  # (..., J)
+        """W_j(cpu, mem) for each node: the popularity of group j's classes that fit there."""
+        if self._table is None:
+            self._table = self._popularity()
+        cpu_vals, mem_vals, table = self._table
+        return table[np.searchsorted(cpu_vals, cpu, side="right"), np.searchsorted(mem_vals, mem, side="right")]  # (..., J)
+
+    def _popularity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The dominance table W[a, b, j] = how many group-j tasks need cpu ≤ cpu_vals[a-1] and
+        mem ≤ mem_vals[b-1]. Only plain FGD asks for it (fgd-cpu weighs classes one by one)."""
+        counts = self._counts
+        cpu_vals = np.array(sorted({c for c, *_ in counts}), dtype=np.int64)
+        mem_vals = np.array(sorted({m for _, m, *_ in counts}), dtype=np.int64)
+        table = np.zeros((len(cpu_vals) + 1, len(mem_vals) + 1, len(self.group_of)), dtype=np.int64)
+        keys_all = np.array(list(counts), dtype=np.int64).reshape(-1, 4)
+        a = np.searchsorted(cpu_vals, keys_all[:, 0]) + 1
+        b = np.searchsorted(mem_vals, keys_all[:, 1]) + 1
+        j = np.array([self.group_of[(int(k), int(g))] for k, g in keys_all[:, 2:]], dtype=np.int64)
+        np.add.at(table, (a, b, j), np.array(list(counts.values()), dtype=np.int64))
+        return cpu_vals, mem_vals, table.cumsum(axis=0).cumsum(axis=1)
 
     def usable(self, free: np.ndarray) -> np.ndarray:
         """V[..., j]: GPU capacity group j can use, given free shares `free[..., G]` (the paper's

@@ -105,10 +105,11 @@ class Book:
     def __init__(self, svc: SliceService, live: Iterable[LeaseRow]) -> None:
         self.svc = svc
         self.inv = svc.inventory
-        self.mig_used: dict[str, list[tuple[str, int]]] = {}
-        self.usage: dict[tuple[str, str], list[float]] = {}  # ("user"|"project", name) -> [gpus, cpus, mem]
         self.rows: list[LeaseRow] = list(live)
         self._workload: list[Task] | None = None
+        # MIG occupancy and per-user/project totals, summed when first asked for: a request for a
+        # whole GPU or a fraction, with no quota set, never needs them.
+        self._sums: tuple[dict[str, list[tuple[str, int]]], dict[tuple[str, str], list[float]]] | None = None
         # Sum what the leases hold in Python integers and write the arrays once: numpy's per-item
         # updates cost more than the whole sum, and this runs inside the allocation lock.
         base = svc._base_state()
@@ -120,8 +121,24 @@ class Book:
                 mem_free[n] -= host_mib
                 for col in columns:
                     gpu_free[n][col] -= row.gpu_milli
-            self._account(row, +1, host_mib)
         self.state = base.with_free(cpu_free, mem_free, gpu_free)
+
+    @property
+    def mig_used(self) -> dict[str, list[tuple[str, int]]]:
+        """GPU key -> the MIG instances (profile, start) leased on it."""
+        return self._totals()[0]
+
+    @property
+    def usage(self) -> dict[tuple[str, str], list[float]]:
+        """("user"|"project", name) -> [GPUs, CPU cores, memory bytes] held."""
+        return self._totals()[1]
+
+    def _totals(self) -> tuple[dict[str, list[tuple[str, int]]], dict[tuple[str, str], list[float]]]:
+        if self._sums is None:
+            self._sums = ({}, {})
+            for row in self.rows:
+                self._account(row, +1, _host_mib(row))
+        return self._sums
 
     @property
     def workload(self) -> list[Task]:
@@ -148,7 +165,8 @@ class Book:
             for col in columns:
                 self.state.gpu_free[n, col] -= sign * row.gpu_milli
             self.state._refresh(n)
-        self._account(row, sign, host_mib)
+        if self._sums is not None:  # else summed from `rows` when first asked for
+            self._account(row, sign, host_mib)
         self._workload = None
 
     def _account(self, row: LeaseRow, sign: int, host_mib: int) -> None:
@@ -426,6 +444,7 @@ class SliceService:
     def inventory(self) -> Inventory:
         if self._inventory is None:
             self._inventory = self.wb.devices()
+            self._allowed: dict[tuple[Any, ...], dict[str, Device]] = {}
             self._node_index = {n.name: i for i, n in enumerate(self._inventory.nodes)}
             self._gpu_column = {d.key: j for n in self._inventory.nodes for j, d in enumerate(n.gpus)}
         return self._inventory
@@ -458,6 +477,12 @@ class SliceService:
 
     def _allowed_models(self, req: Request) -> dict[str, Device]:
         """GPU models (non-MIG devices) that satisfy the model and memory constraints, one device each."""
+        key = (req.models, req.min_memory_bytes, req.node)
+        if key not in self._allowed:
+            self._allowed[key] = self._find_models(req)
+        return self._allowed[key]
+
+    def _find_models(self, req: Request) -> dict[str, Device]:
         wanted = {lookup(m).name for m in req.models}
         out: dict[str, Device] = {}
         for d in self._gpus():
@@ -603,8 +628,8 @@ class SliceService:
         if req.spec.kind != "mig":
             req.tasks(self)  # worked out here, so the decision under the lock finds them ready
         ttl = float(ttl_s or self.wb.settings.lease_ttl_s)
-        quota_alone = Book.__new__(Book)
-        quota_alone.svc, quota_alone.usage = self, {}
+        quota_alone = Book.__new__(Book)  # nothing held: does the quota allow this request at all?
+        quota_alone.svc, quota_alone._sums = self, ({}, {})
         too_big = quota_alone.quota_block(owner, project or self.wb.settings.project, req.gpus, cpu_milli / 1000, host_mib * MIB)
         if too_big:
             raise InvalidRequest(too_big.replace("quota exceeded", "quota can never allow this request"))

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import (
     ArgumentError,
@@ -71,7 +73,7 @@ class Store:
                 except OSError as exc:
                     raise StoreUnavailable(f"cannot create the database folder for {url}: {exc.strerror}") from None
         try:
-            kwargs: dict[str, Any] = {"future": True}
+            kwargs: dict[str, Any] = {"future": True, "json_serializer": _json_text, "json_deserializer": _json_value}
             if not self.is_sqlite:
                 kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": 5})
             self.engine = create_engine(url, **kwargs)
@@ -179,6 +181,23 @@ class Store:
         self.engine.dispose()
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns' text, by orjson: several times faster than `json` (every lease row carries
+    JSON, read and written inside the allocation lock). NaN becomes null, as PostgreSQL requires.
+    `json` takes what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def _json_value(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # written by `json` before: NaN and Infinity
+        return json.loads(text)
+
+
 def _first_line(exc: BaseException) -> str:
     text_ = str(getattr(exc, "orig", None) or exc).strip()
     return text_.splitlines()[0] if text_ else type(exc).__name__
@@ -200,9 +219,9 @@ class DriverStatement:
     def __init__(self, statement: Any, *, column_keys: list[str] | None = None) -> None:
         self.statement = statement
         self.column_keys = column_keys
-        self._sqlite: tuple[str, list[tuple[str, Any, bool, Any]], list[Any]] | None = None
+        self._sqlite: tuple[str, list[tuple[str, Any, bool, Any]], list[tuple[int, Any]]] | None = None
 
-    def _compile(self, dialect: Any) -> tuple[str, list[tuple[str, Any, bool, Any]], list[Any]]:
+    def _compile(self, dialect: Any) -> tuple[str, list[tuple[str, Any, bool, Any]], list[tuple[int, Any]]]:
         compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
         binds = []
         for name in compiled.positiontup or ():
@@ -210,7 +229,8 @@ class DriverStatement:
             if bind.expanding:
                 raise ValueError(f"{name}: an expanding IN list cannot run on the driver; spell the values out")
             binds.append((name, bind.value, bind.required, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.statement.exported_columns]
+        processors = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.statement.exported_columns)
+        results = [(i, p) for i, p in enumerate(processors) if p is not None]  # most columns need none
         return compiled.string, binds, results
 
     def run(self, connection: Connection, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -236,6 +256,13 @@ class DriverStatement:
             rows = connection.connection.driver_connection.execute(sql, values).fetchall()  # type: ignore[union-attr]
         except dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(sql, values, exc, dialect.loaded_dbapi.Error) from None
-        if not rows:
-            return []
-        return [tuple(v if p is None or v is None else p(v) for v, p in zip(row, results)) for row in rows]
+        if not results:
+            return rows
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, process in results:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            out.append(tuple(values))
+        return out
