@@ -1,10 +1,11 @@
 """The database: one SQLAlchemy engine, schema by alembic migration, safe concurrent allocation.
 
 SQLite (the default) runs in WAL mode so readers never block the writer, with a busy timeout so
-concurrent writers wait instead of failing. `Store.immediate()` opens a transaction that takes the
-write lock at its start (`BEGIN IMMEDIATE` on SQLite, a transaction-scoped advisory lock on
-PostgreSQL): an allocation reads free capacity and writes its lease with no other allocation in
-between, so two processes never hand out the same capacity.
+concurrent writers wait instead of failing. `Store.locked()` (and `Store.immediate()`, its ORM
+unit of work) opens a transaction that takes the write lock at its start (`BEGIN IMMEDIATE` on
+SQLite, a transaction-scoped advisory lock on PostgreSQL): an allocation reads free capacity and
+writes its lease with no other allocation in between, so two processes never hand out the same
+capacity. `DriverStatement` runs the allocation's few hot statements on the driver itself.
 """
 
 from __future__ import annotations
