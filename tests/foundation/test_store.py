@@ -165,12 +165,13 @@ def test_driver_statement_errors_roll_back_and_keep_their_kind(store: Store) -> 
 
 
 def test_json_columns_keep_what_json_kept(store: Store) -> None:
-    usage = {"ratio": float("nan"), 3: "an integer key", "bytes": 2**70, "when": "2026-01-01"}
     with store.session() as s:
-        s.add(LeaseRow(**{**_lease_values("lease-j"), "usage": usage}))
+        s.add(LeaseRow(**{**_lease_values("lease-j"), "usage": {"ratio": float("nan"), 3: "an integer key"}}))
+        s.add(LeaseRow(**{**_lease_values("lease-k"), "usage": {"bytes": 2**70}}))  # beyond orjson: json writes it
     with store.session() as s:
         # NaN is stored as null (PostgreSQL refuses NaN in JSON); keys become strings, as with json.
-        assert s.get(LeaseRow, "lease-j").usage == {"ratio": None, "3": "an integer key", "bytes": 2**70, "when": "2026-01-01"}
+        assert s.get(LeaseRow, "lease-j").usage == {"ratio": None, "3": "an integer key"}
+        assert s.get(LeaseRow, "lease-k").usage == {"bytes": 2**70}
     if store.is_sqlite:  # a row written by the json module before: NaN still reads back
         with store.engine.begin() as conn:
             conn.exec_driver_sql("UPDATE leases SET usage = '{\"ratio\": NaN}' WHERE id = 'lease-j'")
