@@ -81,7 +81,6 @@ class Settings(BaseModel):
     def traces_dir(self) -> Path:
         return self.home / "traces"
 
-
     @field_validator("quotas")
     @classmethod
     def _known_quotas(cls, quotas: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -96,6 +95,7 @@ class Settings(BaseModel):
                 if limit < 0:
                     raise ValueError(f"quota {scope!r} {resource} = {limit} must be 0 or more")
         return quotas
+
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:

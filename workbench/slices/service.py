@@ -628,9 +628,8 @@ class SliceService:
         if req.spec.kind != "mig":
             req.tasks(self)  # worked out here, so the decision under the lock finds them ready
         ttl = float(ttl_s or self.wb.settings.lease_ttl_s)
-        quota_alone = Book.__new__(Book)  # nothing held: does the quota allow this request at all?
-        quota_alone.svc, quota_alone._sums = self, ({}, {})
-        too_big = quota_alone.quota_block(owner, project or self.wb.settings.project, req.gpus, cpu_milli / 1000, host_mib * MIB)
+        nothing_held = Book(self, [])  # does the quota allow this request at all?
+        too_big = nothing_held.quota_block(owner, project or self.wb.settings.project, req.gpus, cpu_milli / 1000, host_mib * MIB)
         if too_big:
             raise InvalidRequest(too_big.replace("quota exceeded", "quota can never allow this request"))
         now = self._clock()

@@ -173,9 +173,8 @@ class Store:
     def _wrap_errors(self) -> Iterator[None]:
         try:
             yield
-        except OperationalError as exc:
-            raise StoreUnavailable(f"database {mask_url(self.url)} failed: {_first_line(exc)}") from None
-        except self.engine.dialect.loaded_dbapi.OperationalError as exc:  # from the driver itself (BEGIN)
+        # The driver's own error too: BEGIN goes straight to it (see `_sqlite_pragmas`).
+        except (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
             raise StoreUnavailable(f"database {mask_url(self.url)} failed: {_first_line(exc)}") from None
 
     def close(self) -> None:
@@ -244,7 +243,7 @@ class DriverStatement:
         if self._sqlite is None:
             self._sqlite = self._compile(dialect)
         sql, binds, results = self._sqlite
-        values = []
+        arguments = []
         for name, default, required, process in binds:
             if name in params:
                 value = params[name]
@@ -252,18 +251,18 @@ class DriverStatement:
                 raise KeyError(f"{name!r}: a value is required for this statement")
             else:
                 value = default
-            values.append(value if process is None else process(value))
+            arguments.append(value if process is None else process(value))
         try:
-            rows = connection.connection.driver_connection.execute(sql, values).fetchall()  # type: ignore[union-attr]
+            rows = connection.connection.driver_connection.execute(sql, arguments).fetchall()  # type: ignore[union-attr]
         except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(sql, values, exc, dialect.loaded_dbapi.Error) from None
+            raise DBAPIError.instance(sql, arguments, exc, dialect.loaded_dbapi.Error) from None
         if not results:
             return rows
         out = []
         for row in rows:
-            values = list(row)
+            columns = list(row)
             for i, process in results:
-                if values[i] is not None:
-                    values[i] = process(values[i])
-            out.append(tuple(values))
+                if columns[i] is not None:
+                    columns[i] = process(columns[i])
+            out.append(tuple(columns))
         return out
