@@ -41,6 +41,10 @@ from workbench.slices.placement import FULL, ClusterState, Policy, Task
 
 # How much more a class weighs when few nodes can ever host it: weight × (nodes / capable nodes)^SCARCITY.
 SCARCITY = 1.0
+# fgd-mix weighs fgd-cpu's capped measure 1 : 3 against the paper's (see the module docstring).
+MIX = (1, 3)
+VARIANTS = ("fgd", "fgd-cpu", "fgd-mix")
+_Key = tuple[int, int, int, int, tuple[str, ...]]  # cpu_milli, memory_mib, num_gpu, gpu_milli per GPU, models (any-of; () = any)
 _HASH = np.random.default_rng(0).integers(1, 2**62, size=34, dtype=np.int64)
 
 
@@ -48,12 +52,16 @@ class _Workload:
     """Task classes of the target workload: demand groups and the popularity table W."""
 
     def __init__(self, tasks: Sequence[Task], max_classes: int = 32) -> None:
-        counts: dict[tuple[int, int, int, int], int] = {}
+        typed: dict[tuple[int, int, int, int, tuple[str, ...]], int] = {}
         for t in tasks:
-            key = (t.cpu_milli, t.memory_mib, t.num_gpu, t.gpu_milli if t.shares_gpu else (FULL if t.num_gpu else 0))
-            counts[key] = counts.get(key, 0) + 1
-        if not counts:
-            counts[(0, 0, 1, FULL)] = 1
+            key = (t.cpu_milli, t.memory_mib, t.num_gpu, t.gpu_milli if t.shares_gpu else (FULL if t.num_gpu else 0),
+                   tuple(sorted(m.lower() for m in t.models)) if t.num_gpu else ())
+            typed[key] = typed.get(key, 0) + 1
+        if not typed:
+            typed[(0, 0, 1, FULL, ())] = 1
+        counts: dict[tuple[int, int, int, int], int] = {}
+        for key, c in typed.items():
+            counts[key[:4]] = counts.get(key[:4], 0) + c
         total = sum(counts.values())
         demands = sorted({(k, g) for _, _, k, g in counts})
         self.group_of = {d: j for j, d in enumerate(demands)}
@@ -66,20 +74,21 @@ class _Workload:
         self.total = total
         self._counts = counts
         self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # made by `weights` (plain FGD)
-        # Per class, for the CPU-aware measure: demand group, CPU, memory, GPU per copy (10**6
-        # for classes without GPUs: any copy that fits may use the whole node), count.
-        keys = self._fold(counts, max_classes)
-        self.cls_group = np.array([self.group_of[(k, g)] for _, _, k, g in keys], dtype=np.int64)
+        # Per class, for the CPU-aware measures: demand group, CPU, memory, GPU per copy (10**6
+        # for classes without GPUs: any copy that fits may use the whole node), allowed models, count.
+        keys = self._fold(typed, max_classes)
+        self.cls_group = np.array([self.group_of[(k, g)] for _, _, k, g, _ in keys], dtype=np.int64)
         self.cls_cpu = np.array([max(c, 1) for c, *_ in keys], dtype=np.int64)
         self.cls_mem = np.array([max(m, 1) for _, m, *_ in keys], dtype=np.int64)
-        self.cls_gpu = np.array([10**6 if k == 0 else (g if g < FULL else FULL * k) for _, _, k, g in keys], dtype=np.int64)
+        self.cls_gpu = np.array([10**6 if k == 0 else (g if g < FULL else FULL * k) for _, _, k, g, _ in keys], dtype=np.int64)
         self.cls_count = np.array([keys[k] for k in keys], dtype=np.int64)
-        self.cls_need = list(keys)
+        self.cls_need = [k[:4] for k in keys]
+        self.cls_models = [k[4] for k in keys]
 
     @staticmethod
-    def _fold(counts: dict[tuple[int, int, int, int], int], limit: int) -> dict[tuple[int, int, int, int], int]:
+    def _fold(counts: dict[_Key, int], limit: int) -> dict[_Key, int]:
         """Keep the `limit` most popular classes; fold each rarer class into the nearest kept class
-        of the same GPU demand that needs at least as much CPU and memory (bounds the cost)."""
+        of the same GPU demand and models that needs at least as much CPU and memory (bounds the cost)."""
         ranked = sorted(counts, key=lambda k: (-counts[k], k))
         kept = {k: counts[k] for k in ranked[:limit]}
         for k in ranked[limit:]:
@@ -127,22 +136,32 @@ class FragmentationGradientDescent(Policy):
 
     name = "fgd"
 
-    def __init__(self, workload: Sequence[Task], *, cpu_aware: bool = False) -> None:
+    def __init__(self, workload: Sequence[Task], *, variant: str = "fgd") -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"FGD variant {variant!r}; valid: {', '.join(VARIANTS)}")
         self.workload = _Workload(workload)
-        self.cpu_aware = cpu_aware
-        if cpu_aware:
-            self.name = "fgd-cpu"
+        self.name = variant
+        self.per_class = variant != "fgd"  # class-by-class measure (fgd-cpu, fgd-mix) or the paper's table
+        self.model_aware = variant == "fgd-mix"
+        self._allow: np.ndarray | None = None  # (nodes, classes): may the class run on the node's GPU model
         self._state_id: int | None = None  # the `uid` of the state the caches describe
         self._types: dict[tuple[int, int, int, int, tuple[str, ...]], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def _frag(self, free: np.ndarray, cpu: np.ndarray, mem: np.ndarray) -> np.ndarray:
+    def _frag(self, free: np.ndarray, cpu: np.ndarray, mem: np.ndarray, allow: np.ndarray | None = None) -> np.ndarray:
         wl = self.workload
-        if self.cpu_aware:
-            v = wl.usable(free)[..., wl.cls_group]
-            copies = np.minimum(cpu[..., None] // wl.cls_cpu, mem[..., None] // wl.cls_mem)
-            np.minimum(v, copies * wl.cls_gpu, out=v)
-            return free.sum(axis=-1) * self._weight_sum - (v * self._weights).sum(axis=-1)
-        return free.sum(axis=-1) * wl.total - (wl.usable(free) * wl.weights(cpu, mem)).sum(axis=-1)
+        if not self.per_class:
+            return free.sum(axis=-1) * wl.total - (wl.usable(free) * wl.weights(cpu, mem)).sum(axis=-1)
+        v = wl.usable(free)[..., wl.cls_group]
+        copies = np.minimum(cpu[..., None] // wl.cls_cpu, mem[..., None] // wl.cls_mem)
+        if self.model_aware:
+            fits = v * (copies > 0)  # the paper's measure: one copy fits, all usable capacity counts
+            np.minimum(v, copies * wl.cls_gpu, out=v)  # fgd-cpu's: only what the copies that fit can use
+            v = v * MIX[0] + fits * MIX[1]
+            if allow is not None:
+                v *= allow
+            return free.sum(axis=-1) * (self._weight_sum * sum(MIX)) - (v * self._weights).sum(axis=-1)
+        np.minimum(v, copies * wl.cls_gpu, out=v)
+        return free.sum(axis=-1) * self._weight_sum - (v * self._weights).sum(axis=-1)
 
     def _reset(self, state: ClusterState) -> None:
         self._state_id = state.uid
@@ -157,7 +176,13 @@ class FragmentationGradientDescent(Policy):
         self._tie_cpu = max(int(state.cpu_cap.max()), 1)
         self._tie_gpu = max(int(state.gpu_cap.sum(axis=1).max()), 1)
         weights = wl.cls_count / wl.total
-        if self.cpu_aware and SCARCITY:
+        self._allow = None
+        if self.model_aware and any(wl.cls_models):
+            node_models = [str(m).lower() for m in state.models]
+            self._allow = np.array([[not want or m in want for want in wl.cls_models] for m in node_models], dtype=bool)
+            codes = np.unique(np.array(node_models, dtype=object), return_inverse=True)[1].ravel().astype(np.int64)
+            self._model_sig = (codes + 1) * np.int64(0x9E3779B97F4A7C15 - 2**64)
+        if self.name == "fgd-cpu" and SCARCITY:
             # A class that few nodes can ever host (an 8-GPU task needing 120 cores) weighs more,
             # so the nodes able to host it are not broken up by tasks that fit anywhere.
             need = np.array(wl.cls_need, dtype=np.int64).reshape(-1, 4)
@@ -166,6 +191,12 @@ class FragmentationGradientDescent(Policy):
                 (state.cpu_cap[None, :] >= need[:, :1]) & (state.mem_cap[None, :] >= need[:, 1:2])
                 & (state.gpu_count[None, :] >= gpus[:, None])
             ).sum(axis=1), 1)
+            weights = weights * (len(state) / capable) ** SCARCITY
+        elif self._allow is not None and SCARCITY:
+            # fgd-mix: a class held to few GPU models weighs × (nodes / nodes of those models), so
+            # tasks that may run anywhere leave those models to it. Scarcity by CPU or GPU count
+            # (fgd-cpu's) is left out: it costs the multi-GPU variants (see the module docstring).
+            capable = np.maximum(self._allow.sum(axis=0), 1)
             weights = weights * (len(state) / capable) ** SCARCITY
         # Integer weights summing to about 2**26: with at most 2**14 milli-GPUs free on a node, F
         # and ΔF stay below 2**41, leaving room for the tie-break bits of the decision key.
@@ -189,6 +220,7 @@ class FragmentationGradientDescent(Policy):
             cand = free[ni]
             cand[np.arange(len(ni)), gi] -= task.gpu_milli
             cand_cpu, cand_mem = cpu[ni], mem[ni]
+            cand_nodes = idx[ni]
         else:
             cand = free
             if task.num_gpu:
@@ -196,18 +228,21 @@ class FragmentationGradientDescent(Policy):
                 full = cand >= FULL
                 cand[full & (np.cumsum(full, axis=1) <= task.num_gpu)] -= FULL
             cand_cpu, cand_mem = cpu, mem
+            cand_nodes = idx
+        allow = self._allow
         stale = idx[self._cur_version[idx] != state.version[idx]]
         if len(stale):
             frag = self._frag(
                 np.concatenate((cand, state.gpu_free[stale])),
                 np.concatenate((cand_cpu, state.cpu_free[stale])),
                 np.concatenate((cand_mem, state.mem_free[stale])),
+                None if allow is None else allow[np.concatenate((cand_nodes, stale))],
             )
             self._cur[stale] = frag[len(cand):]
             self._cur_version[stale] = state.version[stale]
             after = frag[: len(cand)]
         else:
-            after = self._frag(cand, cand_cpu, cand_mem)
+            after = self._frag(cand, cand_cpu, cand_mem, None if allow is None else allow[cand_nodes])
         before = self._cur[idx]
         if not task.shares_gpu:
             return after - before, np.full(n, -1)
@@ -235,6 +270,8 @@ class FragmentationGradientDescent(Policy):
         if len(stale) > 64:
             # Many nodes are alike (a fresh fleet has a few node types): score each kind once.
             sig = state.gpu_free[stale] @ self._hash[:-2] + state.cpu_free[stale] * self._hash[-2] + state.mem_free[stale] * self._hash[-1]
+            if self._allow is not None:  # alike nodes of different models are not alike to a model-aware measure
+                sig += self._model_sig[stale]
             _, first, inverse = np.unique(sig, return_index=True, return_inverse=True)
             d, c = self._scores(state, task, stale[first])
             delta[stale] = d[inverse.ravel()]

@@ -286,8 +286,8 @@ class RandomFit(Policy):
         return n, ()
 
 
-POLICY_NAMES = ("first-fit", "best-fit", "random", "fgd", "fgd-cpu")
-DEFAULT_POLICY = "fgd-cpu"
+POLICY_NAMES = ("first-fit", "best-fit", "random", "fgd", "fgd-cpu", "fgd-mix")
+DEFAULT_POLICY = "fgd-mix"
 
 
 def make_policy(name: str | None, *, seed: int = 0, workload: Sequence[Task] | None = None) -> Policy:
@@ -299,8 +299,8 @@ def make_policy(name: str | None, *, seed: int = 0, workload: Sequence[Task] | N
         return BestFit()
     if name == "random":
         return RandomFit(seed)
-    if name in ("fgd", "fgd-cpu"):
+    if name in ("fgd", "fgd-cpu", "fgd-mix"):
         from workbench.slices.fgd import FragmentationGradientDescent
 
-        return FragmentationGradientDescent(workload or (), cpu_aware=name == "fgd-cpu")
+        return FragmentationGradientDescent(workload or (), variant=name)
     raise InvalidRequest(f"unknown placement policy {name!r}; valid: {', '.join(POLICY_NAMES)}")

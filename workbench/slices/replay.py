@@ -9,6 +9,8 @@ The headline is the share of GPU capacity left unallocated at that point.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -62,13 +64,20 @@ def _int(path: Path, line: int, column: str, raw: str | None) -> int:
         raise FleetFileError(f"{path}, line {line}: {column} = {raw!r} is not a number") from None
 
 
+def _open_text(path: Path) -> io.TextIOBase:
+    """A CSV file as text; `.gz` files (how the FGD repository's task-list variants ship) are read through gzip."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", newline="")  # type: ignore[return-value]
+    return path.open(newline="")
+
+
 def load_nodes(path: str | Path) -> ClusterState:
     """An Alibaba v2023 node list (`sn, cpu_milli, memory_mib, gpu, model`) as a fresh cluster state."""
     path = Path(path)
     if not path.is_file():
         raise FleetFileError(f"{path}: no such node list")
     rows: list[tuple[str, str, int, int, int]] = []
-    with path.open(newline="") as f:
+    with _open_text(path) as f:
         reader = csv.DictReader(f)
         missing = [c for c in NODE_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -87,7 +96,7 @@ def load_tasks(path: str | Path) -> list[Task]:
     if not path.is_file():
         raise FleetFileError(f"{path}: no such task list")
     tasks: list[tuple[float, int, Task]] = []
-    with path.open(newline="") as f:
+    with _open_text(path) as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
         missing = [c for c in POD_COLUMNS if c not in fields]
