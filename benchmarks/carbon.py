@@ -2,18 +2,22 @@
 
     python benchmarks/carbon.py [--signal FILE.csv ...] [--deferrable 0.3] [--json]
 
-For each carbon signal (default: the built-in 2022 CISO, ERCO and NYIS series in data/carbon/),
+For each carbon signal (default: the eight built-in 2022 series in data/carbon/),
 the GPU tasks of `data/cluster/openb_pod_list_default.csv` are replayed over a week of the series
 on the catalog-known GPU pools of `data/cluster/openb_node_list_gpu_node.csv`, with a seeded share
 of them deferrable (deadlines 6-24 h after arrival). Printed per signal, for the feasible
 deferrable share: total gCO2e when those tasks run at once ("run now"), when the planner of
-`workbench.energy.schedule` starts them under the day-ahead persistence forecast, and under the
-recorded values (perfect forecast); deadlines missed; the mean added wait; and the same-run
-ratios. Every assumption (arrivals, power = TDP x GPU share, fleet, capacity) is written out in
+`workbench.energy.schedule` starts them under the default forecaster (`--forecaster`, default the
+fitted blend of `workbench.energy.forecast`), under plain persistence (yesterday's hour: the old
+default, a same-run baseline) and under the recorded values (perfect forecast); deadlines missed;
+the mean added wait; the share of the perfect forecast's cut that the plan captures; the time to
+plan one job under the default forecaster (its fit included when the hour is not cached); and the
+same-run ratios. Every assumption (arrivals, power = TDP x GPU share, fleet, capacity) is written out in
 `workbench/energy/replay.py`.
 
 `--json` prints one object keyed by each signal file's name, each value
-`{"run_now_g", "aware_persistence_g", "aware_perfect_g", "deadlines_missed", "mean_added_wait_s"}`.
+`{"forecaster", "run_now_g", "aware_persistence_g", "aware_perfect_g", "deadlines_missed", "mean_added_wait_s"}`
+(`aware_persistence_g`: the plan under the default forecaster, named in `forecaster`).
 Files with gaps, repeated or backward timestamps, negative or absurd values are repaired
 (interpolated, sorted, bad values treated as missing) and each repair is reported on stderr; a
 file that cannot be used at all gets `{"error": "..."}` and the exit status is 1.
@@ -41,8 +45,14 @@ except ImportError:  # run by a Python without the project's packages: use the p
     raise
 
 from workbench.energy.replay import load_fleet_pools, load_tasks, replay  # noqa: E402
-from workbench.energy.signal import BUILTIN_ZONES, builtin_path, read_csv  # noqa: E402
+from workbench.energy.signal import BUILTIN_ZONES, DEFAULT_FORECAST, FORECASTS, builtin_path, read_csv  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
+
+
+def _capture(aware_g: float, r: object) -> float:
+    """The share of the perfect forecast's cut that a plan gets (NaN where perfect cuts nothing)."""
+    cut = r.run_now_g - r.aware_perfect_g  # type: ignore[attr-defined]
+    return (r.run_now_g - aware_g) / cut if cut > 0 else float("nan")  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=7.0, help="length of the replay window (default 7 days)")
     parser.add_argument("--week-start", type=dt.date.fromisoformat, default=None,
                         help="first day of the window (UTC, YYYY-MM-DD); default: the week in the middle of each series")
+    parser.add_argument("--forecaster", default=DEFAULT_FORECAST, choices=[f for f in FORECASTS if f != "perfect"],
+                        help=f"the planner's forecast (default {DEFAULT_FORECAST})")
     parser.add_argument("--tasks", type=Path, default=ROOT / "data/cluster/openb_pod_list_default.csv")
     parser.add_argument("--fleet", type=Path, default=ROOT / "data/cluster/openb_node_list_gpu_node.csv")
     args = parser.parse_args(argv)
@@ -74,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             signal = read_csv(path, repair=True)
             for issue in signal.issues:
                 print(f"{path.name}: {issue}", file=sys.stderr)
-            result = replay(signal, tasks, fleet, share=args.deferrable, seed=args.seed, days=args.days, start=start)
+            result = replay(signal, tasks, fleet, share=args.deferrable, seed=args.seed, days=args.days, start=start,
+                            forecaster=args.forecaster)
         except WorkbenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             results[key] = {"error": str(exc)}
@@ -91,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fleet: {', '.join(f'{m} {int(c)} GPUs @ {t:g} W' for m, c, t in zip(fleet.models, fleet.capacity, fleet.tdp_w, strict=True))}"
           + (f"; left out (no TDP): {', '.join(f'{m} {c} GPUs' for m, c in fleet.left_out.items())}" if fleet.left_out else ""))
     print(f"deferrable share {args.deferrable:.0%}, deadlines 6-24 h after arrival, seed {args.seed}\n")
-    header = f"{'signal':<24} {'window (UTC)':<23} {'deferrable':>10} {'run now kg':>10} {'persist kg':>10} {'ratio':>6} {'perfect kg':>10} {'ratio':>6} {'missed':>6} {'wait h':>6}"
+    header = (f"{'signal':<24} {'window (UTC)':<23} {'deferrable':>10} {'run now kg':>10} {args.forecaster + ' kg':>10} {'ratio':>6} "
+              f"{'yday kg':>8} {'ratio':>6} {'perfect kg':>10} {'ratio':>6} {'capture':>7} {'yday':>6} {'missed':>6} {'wait h':>6} {'plan ms':>7} {'max':>6}")
     print(header)
     print("-" * len(header))
     for key, value in results.items():
@@ -99,14 +113,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key:<24} error: {value['error']}")
             continue
         r = value["result"]
+        day_ahead = r.aware_day_ahead_g / r.run_now_g if r.run_now_g else float("nan")
         print(f"{key:<24} {r.window_start:%Y-%m-%d}..{r.window_end:%Y-%m-%d}  {r.deferrable:>10,} "
               f"{r.run_now_g / 1e3:>10.1f} {r.aware_persistence_g / 1e3:>10.1f} {r.persistence_ratio:>6.3f} "
-              f"{r.aware_perfect_g / 1e3:>10.1f} {r.perfect_ratio:>6.3f} {r.deadlines_missed:>6} {r.mean_added_wait_s / 3600:>6.2f}")
-    print()
+              f"{r.aware_day_ahead_g / 1e3:>8.1f} {day_ahead:>6.3f} {r.aware_perfect_g / 1e3:>10.1f} {r.perfect_ratio:>6.3f} "
+              f"{_capture(r.aware_persistence_g, r):>7.1%} {_capture(r.aware_day_ahead_g, r):>6.1%} "
+              f"{r.deadlines_missed:>6} {r.mean_added_wait_s / 3600:>6.2f} {r.plan_ms_mean:>7.2f} {r.plan_ms_max:>6.1f}")
+    print("(capture: the share of the perfect forecast's cut the plan gets, for the default forecaster and for yesterday's hour;"
+          " plan ms: one plan under the default forecaster, mean and max, wall clock on this machine)\n")
     for key, value in results.items():
         if "result" in value:
             r = value["result"]
-            print(f"{key}: persistence saves {1 - r.persistence_ratio:.1%}, perfect {1 - r.perfect_ratio:.1%} against run-now; "
+            print(f"{key}: {r.forecaster} saves {1 - r.persistence_ratio:.1%}, perfect {1 - r.perfect_ratio:.1%} against run-now; "
                   f"{r.infeasible_deadlines} deferrable tasks longer than their deadline ran at once (left out); "
                   f"forecast fallbacks {r.fallbacks}; peak pool use {r.peak_utilization:.0%}; {r.elapsed_s:.2f} s")
     print(f"\ntotal time {time.perf_counter() - began:.1f} s")

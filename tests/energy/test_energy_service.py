@@ -21,7 +21,7 @@ def test_plan_start_uses_the_configured_zone(wb) -> None:
     now = dt.datetime(2022, 7, 10, 3, tzinfo=UTC)  # 20:00 in California: solar comes in the morning
     plan = wb.energy.plan(2 * 3600, "20h", now)
     assert wb.energy.signal.zone == "CISO"
-    assert plan.forecast == "persistence" and now < plan.start and plan.end <= plan.deadline
+    assert plan.forecast == "blend" and now < plan.start and plan.end <= plan.deadline
     assert wb.energy.plan_start(2 * 3600, "20h", now) == plan.start
     truth = wb.energy.signal
     assert truth.mean_between(plan.start, plan.end) < truth.mean_between(now, now + dt.timedelta(hours=2))

@@ -119,7 +119,7 @@ def test_persistence_forecast_is_the_last_observed_day(tmp_path: Path) -> None:
     # observed by 06:10 on day 2: every hour up to 05:00 that day; the current hour 06:00 is not
     assert s.forecast("persistence", now)(hours).tolist() == [6, 23, 24, 29, 6]
     assert s.forecast("perfect", now)(hours).tolist() == [30, 47, 48, 53, 54]
-    with pytest.raises(SignalError, match="valid: perfect, persistence"):
+    with pytest.raises(SignalError, match="valid: blend, persistence, perfect"):
         s.forecast("crystal-ball", now)
 
 

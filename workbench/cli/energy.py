@@ -103,7 +103,7 @@ def plan(
     duration: Annotated[str, typer.Option("--duration", help="Expected run time: 90m, 2h, or seconds.")],
     deadline: Annotated[str, typer.Option("--deadline", help="Finish by: a duration from now (8h) or an ISO date/time.")],
     now: Annotated[Optional[str], typer.Option("--now", help="Plan as of this ISO date/time (default: now).")] = None,
-    forecast: Annotated[str, typer.Option("--forecast", help="persistence (day-ahead) or perfect (recorded values).")] = "persistence",
+    forecast: Annotated[str, typer.Option("--forecast", help="blend (fitted on the past; the default), persistence (day-ahead) or perfect (recorded values).")] = "blend",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """When a deferrable job of this duration should start to emit least before its deadline."""

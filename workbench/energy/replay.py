@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.energy.schedule import HOUR_S, plan_start
-from workbench.energy.signal import CarbonSignal
+from workbench.energy.signal import DEFAULT_FORECAST, FORECASTS, CarbonSignal
 from workbench.errors import InvalidRequest
 from workbench.inventory.catalog import lookup
 
@@ -84,7 +84,7 @@ class ReplayResult:
     deferrable: int
     infeasible_deadlines: int
     run_now_g: float
-    aware_persistence_g: float
+    aware_persistence_g: float  # the plan under `forecaster` (the default forecaster: the name is the contract's)
     aware_perfect_g: float
     deadlines_missed: int
     mean_added_wait_s: float
@@ -92,6 +92,10 @@ class ReplayResult:
     fallbacks: dict[str, int]
     peak_utilization: float
     elapsed_s: float
+    forecaster: str = DEFAULT_FORECAST
+    aware_day_ahead_g: float = math.nan  # the plan under plain persistence (yesterday's hour), the same-run baseline
+    plan_ms_mean: float = math.nan  # wall time of one plan under `forecaster`, fit included when not cached
+    plan_ms_max: float = math.nan
     # per deferrable task, for plots: arrival, start under each plan (UNIX seconds), power (W)
     detail: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -104,8 +108,9 @@ class ReplayResult:
         return self.aware_perfect_g / self.run_now_g if self.run_now_g else float("nan")
 
     def contract(self) -> dict[str, Any]:
-        """The five figures `benchmarks/carbon.py --json` prints per signal."""
+        """The figures `benchmarks/carbon.py --json` prints per signal."""
         return {
+            "forecaster": self.forecaster,
             "run_now_g": self.run_now_g,
             "aware_persistence_g": self.aware_persistence_g,
             "aware_perfect_g": self.aware_perfect_g,
@@ -206,10 +211,14 @@ def replay(
     seed: int = 0,
     days: float = 7.0,
     start: dt.datetime | None = None,
+    forecaster: str = DEFAULT_FORECAST,
 ) -> ReplayResult:
-    """Run-now vs carbon-aware (persistence and perfect forecasts) for the deferrable share."""
+    """Run-now vs carbon-aware (under `forecaster`, under persistence and under the perfect
+    forecast) for the deferrable share."""
     if not 0 <= share <= 1:
         raise InvalidRequest(f"deferrable share {share!r} must be between 0 and 1")
+    if forecaster not in FORECASTS or forecaster == "perfect":
+        raise InvalidRequest(f"forecaster {forecaster!r}; valid: {', '.join(f for f in FORECASTS if f != 'perfect')}")
     began = time.perf_counter()
     rng = np.random.default_rng(seed)
     n = len(tasks.duration_s)
@@ -263,7 +272,8 @@ def replay(
 
     starts: dict[str, np.ndarray] = {}
     fallbacks: dict[str, int] = {}
-    for kind in ("persistence", "perfect"):
+    plan_s: list[float] = []
+    for kind in dict.fromkeys((forecaster, "persistence", "perfect")):
         occupancy = booked_fixed()
         chosen = np.empty(len(idx))
         fell_back_each = np.zeros(len(idx), dtype=bool)
@@ -276,11 +286,14 @@ def replay(
                 return bool(used[p, lo:hi].max() + need <= cap + 1e-9)
 
             now = dt.datetime.fromtimestamp(arrival[i], dt.timezone.utc)
+            planning = time.perf_counter()
             plan = plan_start(
                 now=now, duration_s=float(tasks.duration_s[i]),
                 deadline=dt.datetime.fromtimestamp(deadline[i], dt.timezone.utc),
                 forecast=signal.forecast(kind, arrival[i]), fits=fits, forecast_name=kind,
             )
+            if kind == forecaster:
+                plan_s.append(time.perf_counter() - planning)
             chosen[j] = plan.start.timestamp()
             fell_back_each[j] = plan.fallback is not None
             fell_back += plan.fallback is not None
@@ -290,8 +303,8 @@ def replay(
         starts[f"fallback_{kind}"] = fell_back_each
         fallbacks[kind] = fell_back
 
-    ends = starts["persistence"] + tasks.duration_s[idx]
-    missed = int(np.sum(ends > deadline[idx] + 1e-6) + np.sum(starts["perfect"] + tasks.duration_s[idx] > deadline[idx] + 1e-6))
+    missed = int(sum(np.sum(starts[kind] + tasks.duration_s[idx] > deadline[idx] + 1e-6)
+                     for kind in dict.fromkeys((forecaster, "persistence", "perfect"))))
     return ReplayResult(
         signal=signal.zone,
         window_start=dt.datetime.fromtimestamp(t_begin, dt.timezone.utc),
@@ -300,22 +313,26 @@ def replay(
         deferrable=len(idx),
         infeasible_deadlines=int(np.sum(deferrable & ~feasible)),
         run_now_g=run_now_g,
-        aware_persistence_g=grams(starts["persistence"], idx),
+        aware_persistence_g=grams(starts[forecaster], idx),
         aware_perfect_g=grams(starts["perfect"], idx),
         deadlines_missed=missed,
-        mean_added_wait_s=round(float(np.mean(starts["persistence"] - arrival[idx])), 3) if len(idx) else 0.0,
+        mean_added_wait_s=round(float(np.mean(starts[forecaster] - arrival[idx])), 3) if len(idx) else 0.0,
         mean_added_wait_perfect_s=round(float(np.mean(starts["perfect"] - arrival[idx])), 3) if len(idx) else 0.0,
         fallbacks=fallbacks,
         peak_utilization=peak,
         elapsed_s=time.perf_counter() - began,
+        forecaster=forecaster,
+        aware_day_ahead_g=grams(starts["persistence"], idx),
+        plan_ms_mean=float(np.mean(plan_s)) * 1e3 if plan_s else 0.0,
+        plan_ms_max=float(np.max(plan_s)) * 1e3 if plan_s else 0.0,
         detail={
             "arrival_s": arrival[idx],
             "deadline_s": deadline[idx],
             "duration_s": tasks.duration_s[idx],
             "power_w": power_w[idx],
-            "start_persistence_s": starts["persistence"],
+            "start_persistence_s": starts[forecaster],  # the contract's name: the default forecaster's plan
             "start_perfect_s": starts["perfect"],
-            "fallback_persistence": starts["fallback_persistence"],
+            "fallback_persistence": starts[f"fallback_{forecaster}"],
             "fallback_perfect": starts["fallback_perfect"],
         },
     )

@@ -25,9 +25,12 @@ gCO2/kWh) and optionally the capacity check, and returns a `Plan`:
 - A deadline in the past, or closer than the job's duration, is an error (`InvalidRequest`): no
   plan could meet it, and silently running late would hide that.
 
-Forecasts for the built-in series (`CarbonSignal.forecast`): `perfect` uses the recorded values
-(an oracle, the upper bound of what planning can gain); `persistence` is the honest day-ahead
-forecast: the value at the same hour on the last day already observed at `now`.
+Forecasts for the built-in series (`CarbonSignal.forecast`): `blend`, the default, is fitted on
+the hours observed at `now` (`workbench.energy.forecast`: the level, yesterday and last week,
+weighted per lead time) and carries a `fallback` reason when its own backtest says it cannot beat
+running now, in which case the plan is to run now; `persistence` is the value at the same hour on
+the last day already observed at `now`; `perfect` uses the recorded values (an oracle, the upper
+bound of what planning can gain).
 """
 
 from __future__ import annotations
@@ -159,6 +162,10 @@ def plan_start(
     def run_now(reason: str | None, expected: float | None = None, now_ci: float | None = None) -> Plan:
         return Plan(now, _from_epoch(t0 + duration_s), now, deadline_at, forecast_name, expected, now_ci, reason)
 
+    # A forecast that knows it cannot be trusted (the blend, after its backtest) says why.
+    distrust = getattr(forecast, "fallback", None)
+    if distrust:
+        return run_now(str(distrust))
     latest = max(t_deadline - duration_s, t0)
     first_hour = math.floor(t0 / HOUR_S) * HOUR_S
     candidates = np.concatenate(([t0], np.arange(first_hour + HOUR_S, latest + 1e-9, HOUR_S)))

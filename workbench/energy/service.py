@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.energy.meter import EnergyMeter, EnergyReading
 from workbench.energy.schedule import Deadline, Fits, Plan, as_utc, plan_start
-from workbench.energy.signal import CarbonSignal, load_signal
+from workbench.energy.signal import DEFAULT_FORECAST, CarbonSignal, load_signal
 from workbench.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class EnergyService:
         deadline: Deadline,
         now: dt.datetime | None = None,
         *,
-        forecast: str = "persistence",
+        forecast: str = DEFAULT_FORECAST,
         fits: Fits | None = None,
     ) -> Plan:
         """When a deferrable job should start: see `workbench.energy.schedule`."""
@@ -88,7 +88,7 @@ class EnergyService:
         deadline: Deadline,
         now: dt.datetime | None = None,
         *,
-        forecast: str = "persistence",
+        forecast: str = DEFAULT_FORECAST,
         fits: Fits | None = None,
     ) -> dt.datetime:
         """The start time (UTC) for a deferrable job; `now` when the forecast is unusable."""

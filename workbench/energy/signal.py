@@ -1,9 +1,9 @@
 """Carbon signals: hourly grid carbon intensity (gCO2/kWh) for a location, and where it comes from.
 
-Built in: the 2022 hourly series of three US balancing authorities in `data/carbon/` (CISO
-California, ERCO Texas, NYIS New York; HewlettPackard/dc-rl, MIT, derived from EIA-930), read by
-`load_signal("CISO")` or `load_signal(path)` for any CSV with the columns `timestamp` and
-`avg_CI`.
+Built in: the 2022 hourly series of eight US balancing authorities in `data/carbon/` (`BUILTIN_ZONES`:
+CISO California, ERCO Texas, NYIS New York, and gzip'd AZPS, BPAT, MISO, PJM, SOCO;
+HewlettPackard/dc-rl, MIT, derived from EIA-930), read by `load_signal("CISO")` or
+`load_signal(path)` for any CSV (or .csv.gz) with the columns `timestamp` and `avg_CI`.
 
 What a file must be, and what happens when it is not:
 - Missing hours (empty values, or hours absent from the file) are interpolated linearly in time
@@ -39,12 +39,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.energy.forecast import Fitted, fit_forecast
 from workbench.energy.schedule import HOUR_S, as_utc
 from workbench.errors import InvalidRequest, NotFound
 
 MAX_CI = 2000.0  # gCO2/kWh; lignite plants emit about 1,100: twice the worst grid is "absurd"
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "carbon"
-BUILTIN_ZONES = {"CISO": "California (CAISO)", "ERCO": "Texas (ERCOT)", "NYIS": "New York (NYISO)"}
+BUILTIN_ZONES = {
+    "CISO": "California (CAISO)", "ERCO": "Texas (ERCOT)", "NYIS": "New York (NYISO)",
+    "AZPS": "Arizona Public Service", "BPAT": "Bonneville Power (hydro)", "MISO": "Midcontinent (MISO)",
+    "PJM": "PJM Interconnection", "SOCO": "Southern Company",
+}
+FORECASTS = ("blend", "persistence", "perfect")
+DEFAULT_FORECAST = "blend"
+
+
+class FittedForecast:
+    """The planner's forecast made at one hour (`Forecast`: hour starts in UNIX seconds -> gCO2/kWh),
+    with what made it (`method`) and, when the planner should not defer on it, why (`fallback`)."""
+
+    def __init__(self, signal: CarbonSignal, hour_s: float, fitted: Fitted) -> None:
+        self.signal, self.hour_s, self.fitted = signal, hour_s, fitted
+
+    @property
+    def method(self) -> str:
+        return self.fitted.method
+
+    @property
+    def fallback(self) -> str | None:
+        return self.fitted.fallback
+
+    def __call__(self, hours: np.ndarray) -> np.ndarray:
+        lead = np.floor((np.asarray(hours, dtype=float) - self.hour_s) / HOUR_S).astype(np.int64)
+        return self.fitted.at_leads(lead)
 
 
 class SignalError(InvalidRequest):
@@ -62,6 +89,7 @@ class CarbonSignal:
     interpolated: np.ndarray  # bool per hour: filled in, not recorded
     issues: list[str] = field(default_factory=list)
     replayed: bool = False
+    _fits: dict[int, Fitted] = field(default_factory=dict, repr=False, compare=False)  # blend forecasts by hour index
 
     # -- shape --
     @property
@@ -133,10 +161,22 @@ class CarbonSignal:
 
     # -- forecasts for the planner --
     def forecast(self, kind: str, now: dt.datetime | float) -> Callable[[np.ndarray], np.ndarray]:
-        """`perfect`: the recorded values; `persistence`: the same hour on the last day observed at `now`."""
+        """`blend` (the default): fitted on the hours observed at `now` (`workbench.energy.forecast`);
+        `perfect`: the recorded values; `persistence`: the same hour on the last day observed at `now`."""
         t_now = as_utc(now).timestamp() if isinstance(now, dt.datetime) else float(now)
         if kind == "perfect":
             return self.at
+        if kind == "blend":
+            current_hour = math.floor(t_now / HOUR_S) * HOUR_S
+            k = int(self._index(np.array([current_hour]))[0])
+            if k < 0:  # outside a series shorter than a year: no history to fit on
+                return lambda hours: np.full(np.shape(hours), np.nan)
+            fitted = self._fits.get(k)
+            if fitted is None:
+                if len(self._fits) > 1024:
+                    self._fits.clear()
+                fitted = self._fits[k] = fit_forecast(self.values, k)
+            return FittedForecast(self, current_hour, fitted)
         if kind == "persistence":
             current_hour = math.floor(t_now / HOUR_S) * HOUR_S
 
@@ -145,7 +185,7 @@ class CarbonSignal:
                 return self.at(np.asarray(hours) - np.maximum(days_ahead, 1) * 86400.0)
 
             return persistence
-        raise SignalError(f"forecast {kind!r} is not known; valid: perfect, persistence")
+        raise SignalError(f"forecast {kind!r} is not known; valid: {', '.join(FORECASTS)}")
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -294,7 +334,7 @@ def read_csv(path: str | Path, *, zone: str | None = None, repair: bool = False)
     if missing:
         raise SignalError(f"{path}: no column {', '.join(missing)}; found {', '.join(map(str, frame.columns)) or 'none'}; needs timestamp, avg_CI")
     values = frame["avg_CI"].str.strip().replace("", np.nan)
-    name = zone or path.name.split("_")[0].removesuffix(".csv")
+    name = zone or path.name.split("_")[0].removesuffix(".gz").removesuffix(".csv")
     return from_points(frame["timestamp"].str.strip().replace("", None), values, zone=name, source=str(path), repair=repair)
 
 
@@ -306,7 +346,8 @@ def builtin_path(zone: str) -> Path:
             + ", ".join(f"{z} ({name})" for z, name in BUILTIN_ZONES.items())
             + ", or give a CSV file (timestamp, avg_CI)"
         )
-    return DATA_DIR / f"{key}_2022_hourly.csv"
+    plain = DATA_DIR / f"{key}_2022_hourly.csv"
+    return plain if plain.exists() else plain.with_name(plain.name + ".gz")
 
 
 def load_signal(where: str | Path, *, repair: bool = False) -> CarbonSignal:
@@ -315,7 +356,7 @@ def load_signal(where: str | Path, *, repair: bool = False) -> CarbonSignal:
     if text.upper() in BUILTIN_ZONES:
         return read_csv(builtin_path(text), zone=text.upper(), repair=repair)
     path = Path(text)
-    if path.suffix.lower() == ".csv" or path.exists():
+    if path.suffix.lower() in (".csv", ".gz") or path.exists():
         return read_csv(path, repair=repair)
     return read_csv(builtin_path(text))  # raises NotFound listing the zones
 
