@@ -2,6 +2,15 @@
 
     python benchmarks/allocator.py [--nodes CSV] [--pods CSV] [--until 1.0] [--seed 0]
                                    [--processes 8] [--seconds 10]
+    python benchmarks/allocator.py --table [--seed 7] [--jobs 2]    # only the family table
+
+`--table` replays every task list of the FGD paper's family in data/cluster/ (the default trace
+and its 22 variants: CPU-task, GPU-sharing, GPU-type and multi-GPU shares) with best-fit, fgd, the
+old default fgd-cpu and the default policy, `--jobs` replays at a time in separate processes (each
+one is a whole replay, single-threaded: its decisions/s are its own), and prints each one's
+unallocated GPU share, the ratio to best-fit's on the same list, decisions per CPU-second, and
+whether the default meets the targets (≤ 0.6 × best-fit; never worse than the best of best-fit
+and fgd).
 
 Part 1 replays the trace (the FGD paper's method, `workbench slices replay`) with every policy
 and prints each one's unallocated GPU share and placement decisions per second, with the ratio of
@@ -53,6 +62,51 @@ def policies_part(nodes: Path, pods: Path, until: float, seed: int) -> None:
             f"{r.decisions_per_cpu_second / base.decisions_per_cpu_second:12.3f} {r.tasks_failed:7d}"
         )
     print("(decisions/s is wall-clock; per CPU-s divides by this process's CPU time, which other load on the machine does not inflate)")
+
+
+TABLE_POLICIES = ("best-fit", "fgd", "fgd-cpu")
+
+
+def _replay_one(job: tuple[str, str, str, float, int]) -> tuple[str, str, float, float, float]:
+    from workbench.slices.replay import replay
+
+    nodes, pods, policy, until, seed = job
+    r = replay(nodes, pods, policy, until=until, seed=seed)
+    return Path(pods).name, policy, r.unallocated_gpu_share, r.decisions_per_cpu_second, r.decisions_per_second
+
+
+def family_table(nodes: Path, until: float, seed: int, jobs: int) -> None:
+    """Every task list of the family × the policies; see the module docstring."""
+    from workbench.slices.placement import DEFAULT_POLICY
+
+    lists = sorted((ROOT / "data" / "cluster").glob("openb_pod_list_*"), key=lambda p: (p.name != "openb_pod_list_default.csv", p.name))
+    policies = tuple(dict.fromkeys((*TABLE_POLICIES, DEFAULT_POLICY)))
+    work = [(str(nodes), str(p), name, until, seed) for p in lists for name in policies]
+    began = time.perf_counter()
+    with mp.get_context("fork").Pool(jobs) as pool:
+        rows = pool.map(_replay_one, work, chunksize=1)
+    got = {(pods, policy): (share, per_cpu_s, per_s) for pods, policy, share, per_cpu_s, per_s in rows}
+    print(f"Family table: {len(lists)} task lists x {len(policies)} policies on {nodes.name}, until={until}, seed={seed}, "
+          f"{jobs} replays at a time; {time.perf_counter() - began:.0f} s")
+    print(f"{'task list':34} {'best-fit':>9} " + " ".join(f"{p + ' ×':>10}" for p in policies[1:])
+          + f" {'default dec/CPU-s':>18} {'≤0.6×':>6} {'≤best':>6}")
+    misses: list[str] = []
+    slowest = float("inf")
+    for p in lists:
+        base = got[(p.name, "best-fit")][0]
+        ratio = {name: got[(p.name, name)][0] / base if base else float("nan") for name in policies}
+        best_other = min(1.0, ratio["fgd"])
+        mine = ratio[DEFAULT_POLICY]
+        speed = got[(p.name, DEFAULT_POLICY)][1]
+        slowest = min(slowest, speed)
+        ok_ratio, ok_best = mine <= 0.6, mine <= best_other + 1e-9
+        if not (ok_ratio and ok_best):
+            misses.append(p.name.removeprefix("openb_pod_list_"))
+        print(f"{p.name.removeprefix('openb_pod_list_'):34} {base:9.4f} " + " ".join(f"{ratio[n]:10.3f}" for n in policies[1:])
+              + f" {speed:18,.0f} {'yes' if ok_ratio else 'NO':>6} {'yes' if ok_best else 'NO':>6}")
+    print(f"(× = unallocated GPU share / best-fit's on the same list, same run; default = {DEFAULT_POLICY}; "
+          f"slowest default: {slowest:,.0f} decisions per CPU-second)")
+    print(f"default misses a target on: {', '.join(misses) if misses else 'none'}")
 
 
 def _worker(home: str, fleet: str, seed: int, seconds: float, start_at: float, queue: mp.Queue) -> None:
@@ -196,7 +250,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--skip-replay", action="store_true")
     parser.add_argument("--skip-commits", action="store_true")
+    parser.add_argument("--table", action="store_true", help="only the family table (every task list x policies)")
+    parser.add_argument("--jobs", type=int, default=2, help="replays at a time for --table (processes)")
     args = parser.parse_args(argv)
+    if args.table:
+        family_table(args.nodes, args.until, args.seed, args.jobs)
+        return
     if not args.skip_replay:
         policies_part(args.nodes, args.pods, args.until, args.seed)
     if not args.skip_commits:

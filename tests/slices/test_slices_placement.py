@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from workbench.errors import InvalidRequest
-from workbench.slices.placement import POLICY_NAMES, ClusterState, Task, make_policy
+from workbench.slices.placement import DEFAULT_POLICY, POLICY_NAMES, ClusterState, Task, make_policy
 from workbench.slices.replay import load_tasks, replay
 
 NODES = Path(__file__).resolve().parents[2] / "data" / "cluster" / "openb_node_list_gpu_node.csv"
 PODS = Path(__file__).resolve().parents[2] / "data" / "cluster" / "openb_pod_list_default.csv"
+CLUSTER = PODS.parent
+FAMILY = sorted(CLUSTER.glob("openb_pod_list_*.csv.gz"))
 
 
 def _small() -> ClusterState:
@@ -145,10 +148,10 @@ def test_plan_mig_cli() -> None:
     assert json.loads(no.stdout)["feasible"] is False and json.loads(no.stdout)["reason"]
 
 
-@pytest.mark.parametrize("name", ["fgd", "fgd-cpu"])
+@pytest.mark.parametrize("name", ["fgd", "fgd-cpu", "fgd-mix"])
 def test_fgd_caches_do_not_change_decisions(name: str) -> None:
     """The per-node, per-type caches must give exactly what scoring from scratch gives."""
-    tasks = load_tasks(PODS)[:400]
+    tasks = load_tasks(CLUSTER / "openb_pod_list_gpuspec33.csv.gz")[:400]  # with GPU-model constraints
     nodes = [(f"n{i}", m, cpu, mem, g) for i, (m, cpu, mem, g) in enumerate(
         [("G2", 96000, 393216, 8), ("T4", 104000, 524288, 2), ("P100", 64000, 262144, 2), ("G3", 128000, 786432, 8)] * 20)]
     cached_state = ClusterState.from_nodes(nodes)
@@ -158,3 +161,59 @@ def test_fgd_caches_do_not_change_decisions(name: str) -> None:
         a = cached.place(cached_state, task)
         b = make_policy(name, workload=tasks).place(fresh_state, task)
         assert (a and (a.node, a.gpus)) == (b and (b.node, b.gpus)), task
+
+
+def test_the_family_of_task_lists_loads() -> None:
+    """The FGD repository's 22 variants, gzip'd: every family is there and reads as a task list."""
+    assert {re.sub(r"\d+\.csv\.gz$", "", p.name.removeprefix("openb_pod_list_")) for p in FAMILY} == {"cpu", "gpushare", "gpuspec", "multigpu"}
+    assert len(FAMILY) == 22
+    for path in FAMILY:
+        tasks = load_tasks(path)
+        assert len(tasks) > 5000 and all(t.num_gpu <= 8 for t in tasks)
+    constrained = [t for t in load_tasks(CLUSTER / "openb_pod_list_gpuspec33.csv.gz") if t.models]
+    assert constrained and all(set(t.models) <= {"G2", "G3", "T4", "P100", "V100M16", "V100M32", "A10"} for t in constrained)
+
+
+def _mixed_fleet() -> ClusterState:
+    return ClusterState.from_nodes([(f"n{i}", m, cpu, mem, g) for i, (m, cpu, mem, g) in enumerate(
+        [("G2", 96000, 393216, 8), ("T4", 104000, 524288, 2), ("P100", 16000, 122880, 2), ("V100M32", 96000, 786432, 8)] * 6)])
+
+
+def test_the_default_keeps_gpu_models_for_the_tasks_held_to_them() -> None:
+    """Tasks that may run anywhere leave the model that a share of the workload is held to."""
+    state = ClusterState.from_nodes([("v100", "V100M32", 96000, 786432, 8), ("g2", "G2", 96000, 786432, 8)])
+    workload = [Task("anywhere", 8000, 32768, 1, 1000)] * 5 + [Task("held", 8000, 32768, 1, 1000, ("V100M32",))] * 5
+    anywhere = Task("t", 8000, 32768, 1, 1000)
+    assert make_policy("fgd-mix", workload=workload).choose(state, anywhere)[0] == 1
+    assert make_policy("fgd-mix", workload=workload).choose(state, workload[-1])[0] == 0
+
+
+def test_the_default_respects_models_and_capacity_and_is_deterministic() -> None:
+    tasks = load_tasks(CLUSTER / "openb_pod_list_gpuspec33.csv.gz")[:1500]
+    runs = []
+    for _ in range(2):
+        state = _mixed_fleet()
+        policy = make_policy("fgd-mix", workload=tasks)
+        decisions = []
+        for task in tasks:
+            before = (state.cpu_free.copy(), state.gpu_free.copy())
+            choice = policy.choose(state, task)
+            assert np.array_equal(before[0], state.cpu_free) and np.array_equal(before[1], state.gpu_free)  # a pure decision
+            if choice is None:
+                assert not state.feasible(task).any()
+                decisions.append(None)
+                continue
+            node, gpus = choice
+            if task.models and task.num_gpu:
+                assert state.models[node] in task.models
+            decisions.append(state.apply(task, node, gpus))
+        assert (state.cpu_free >= 0).all() and (state.mem_free >= 0).all() and (state.gpu_free >= 0).all()
+        runs.append([(d.node, d.gpus) if d else None for d in decisions])
+    assert runs[0] == runs[1] and any(runs[0]) and None in runs[0]
+
+
+def test_replay_of_a_variant_with_the_default_is_repeatable() -> None:
+    path = CLUSTER / "openb_pod_list_multigpu50.csv.gz"
+    a, b = (replay(NODES, path, None, until=0.3, seed=7) for _ in range(2))
+    timing = {"decisions_per_second": 0, "decisions_per_cpu_second": 0, "seconds": 0}
+    assert a.policy == DEFAULT_POLICY == "fgd-mix" and a.as_json() | timing == b.as_json() | timing

@@ -61,7 +61,7 @@ def request(
     model: list[str] | None = typer.Option(None, "--model", help="Allowed GPU model (repeat for any-of)."),
     min_memory: str | None = typer.Option(None, help="Minimum GPU memory, e.g. 40GiB."),
     node: str | None = typer.Option(None, help="Only this node."),
-    policy: str | None = typer.Option(None, help="Placement policy: first-fit, best-fit, random, fgd, fgd-cpu."),
+    policy: str | None = typer.Option(None, help="Placement policy: first-fit, best-fit, random, fgd, fgd-cpu, fgd-mix (the default)."),
     cpus: float | None = typer.Option(None, "--cpus", help="Host CPU cores beside a GPU slice."),
     memory: str | None = typer.Option(None, "--memory", help="Host memory, e.g. 16GiB: a CPU slice's size, or beside a GPU slice."),
     as_json: bool = typer.Option(False, "--json"),
@@ -92,7 +92,7 @@ def renew(lease_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
 def replay(
     nodes: Path = typer.Option(..., "--nodes", help="Alibaba v2023 node list CSV (sn, cpu_milli, memory_mib, gpu, model)."),
     pods: Path = typer.Option(..., "--pods", help="Task list CSV (name, cpu_milli, memory_mib, num_gpu, gpu_milli[, gpu_spec, creation_time])."),
-    policy: str | None = typer.Option(None, help="first-fit, best-fit, random, fgd, fgd-cpu (default: the best measured)."),
+    policy: str | None = typer.Option(None, help="first-fit, best-fit, random, fgd, fgd-cpu, fgd-mix (default: fgd-mix, the most robust measured across the FGD task-list family)."),
     until: float = typer.Option(1.0, help="Stop when arrived GPU demand reaches this × the cluster's GPUs."),
     seed: int = typer.Option(0, help="Seed for re-sampling tasks and for the random policy."),
     assignments: Path | None = typer.Option(None, help="Write one CSV row per placed task here."),
