@@ -30,12 +30,12 @@ default trace and its 22 variants in data/cluster/: CPU-task, GPU-sharing, GPU-t
 and multi-GPU shares; `benchmarks/allocator.py --table`). Replays at `--until 1.0 --seed 7`,
 unallocated GPUs as a ratio to best-fit's on the same list:
 
-    list            fgd    fgd-cpu  what went wrong
-    gpuspec33       0.96   0.61     both ignore that 33 % of GPU tasks may run on one or two models
-    multigpu50      0.66   0.85     fgd-cpu's copy cap and CPU scarcity break up 8-GPU nodes that
-                                    the burst of multi-GPU tasks at the end of the list needs
-    cpu250          0.93   0.66     fgd's one-copy test lets CPU-heavy tasks strand GPUs
-    default         0.62   0.53
+    list            fgd    fgd-cpu  fgd-mix  what went wrong before
+    gpuspec33       0.96   0.61     0.31     both ignore that 33 % of GPU tasks may run on one or two models
+    multigpu50      0.66   0.85     0.67     fgd-cpu's copy cap and CPU scarcity break up 8-GPU nodes that
+                                             the burst of multi-GPU tasks at the end of the list needs
+    cpu250          0.93   0.66     0.76     fgd's one-copy test lets CPU-heavy tasks strand GPUs
+    default         0.62   0.53     0.56     (fgd-mix gives back a little of fgd-cpu's edge here)
 
 Hence two changes. (1) Classes keep their GPU-model constraint: a class counts as able to use a
 node's GPUs only on the models it allows, and its weight grows by nodes / nodes of its models
