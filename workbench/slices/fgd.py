@@ -204,9 +204,11 @@ class FragmentationGradientDescent(Policy):
         weights = wl.cls_count / wl.total
         self._allow = None
         if self.model_aware and any(wl.cls_models):
-            node_models = [str(m).lower() for m in state.models]
-            self._allow = np.array([[not want or m in want for want in wl.cls_models] for m in node_models], dtype=bool)
-            codes = np.unique(np.array(node_models, dtype=object), return_inverse=True)[1].ravel().astype(np.int64)
+            self._allow = np.ones((len(state), len(wl.cls_models)), dtype=bool)
+            for c, want in enumerate(wl.cls_models):
+                if want:
+                    self._allow[:, c] = state.model_mask(want)  # type: ignore[assignment]  # cached per models by the state
+            codes = np.unique(np.array([str(m).lower() for m in state.models], dtype=object), return_inverse=True)[1].ravel().astype(np.int64)
             self._model_sig = (codes + 1) * np.int64(0x9E3779B97F4A7C15 - 2**64)
         if self.name == "fgd-cpu" and SCARCITY:
             # A class that few nodes can ever host (an 8-GPU task needing 120 cores) weighs more,
