@@ -121,17 +121,18 @@ def open_table(
     cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     fallback_dir: str | os.PathLike[str] | None = None,
+    limits: ingest.Limits | None = None,
 ) -> TraceTable:
     """The event table of a trace file; from the Parquet cache when it matches the file's bytes.
 
     `cache_dir` forces where the cache lives; otherwise it is beside the trace, or in
     `fallback_dir` (default: the data directory's cache) when the trace's folder is read-only.
+    `limits` caps the ingest (default: the settings' `profile_*` caps).
     """
     from workbench.profiles.analysis import summary_of
 
     p = Path(path)
-    raw = ingest.read_bytes(p)
-    key = ingest.content_key(raw)
+    key = ingest.content_key(p)
     target: Path | None = None
     if cache:
         if cache_dir is not None:
@@ -143,9 +144,7 @@ def open_table(
             if hit is not None:
                 df, meta = hit
                 return TraceTable(df, meta, p, target, True)
-    holder = [ingest.decompress(raw, repr(str(p)))]
-    del raw
-    cols = ingest.parse(holder, repr(str(p)))
+    cols = ingest.parse_file(p, limits)
     df = frame(cols)
     meta = dict(cols.meta, key=key, source=str(p))
     meta["summary"] = summary_of(df, meta)
@@ -156,22 +155,20 @@ def open_table(
 def summarize(path: str | os.PathLike[str], *, fallback_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The summary of a trace file: from its cache's metadata alone when the cache matches."""
     p = Path(path)
-    raw = ingest.read_bytes(p)
-    key = ingest.content_key(raw)
+    key = ingest.content_key(p)
     target = ingest.cache_path_for(p, key, None if fallback_dir is None else Path(fallback_dir))
     if target.exists():
         meta = read_cached_meta(target)
         if meta is not None and "summary" in meta:
             return meta["summary"]
-    del raw
     return open_table(p, fallback_dir=fallback_dir).meta["summary"]
 
 
-def table_from_bytes(data: bytes, label: str = "trace") -> TraceTable:
+def table_from_bytes(data: bytes, label: str = "trace", limits: ingest.Limits | None = None) -> TraceTable:
     """For traces that are not files (tests, uploads): no cache."""
     from workbench.profiles.analysis import summary_of
 
-    cols = ingest.parse(ingest.decompress(data, label), label)
+    cols = ingest.parse(data, label, limits)
     df = frame(cols)
     meta = dict(cols.meta, key=None, source=label)
     meta["summary"] = summary_of(df, meta)

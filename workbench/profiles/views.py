@@ -242,7 +242,12 @@ def export_slice(source: str | os.PathLike[str], target: str | os.PathLike[str],
     from workbench.profiles import ingest
 
     src = Path(source)
-    data = orjson.loads(ingest.decompress(ingest.read_bytes(src), repr(str(src))))
+    try:
+        data = orjson.loads(ingest.read_text(src))
+    except orjson.JSONDecodeError:
+        # read the way ingest reads, for an error that says what is wrong and at which event
+        ingest.parse_file(src)
+        raise ingest.TraceError(f"{str(src)!r} is not valid JSON") from None
     if isinstance(data, list):
         data = {"traceEvents": data}
     lo = -np.inf if start_us is None else float(start_us)
