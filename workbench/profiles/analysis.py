@@ -634,47 +634,58 @@ def memory_peaks(df: pd.DataFrame) -> pd.DataFrame:
 # -- multi-rank ------------------------------------------------------------------------------------
 
 
-def stragglers(frames: dict[int, pd.DataFrame], metas: dict[int, dict[str, Any]] | None = None) -> pd.DataFrame:
-    """Per rank: GPU compute and communication time, steps, and how often it was the last to
-    reach a collective.
+def comm_kernels(df: pd.DataFrame) -> pd.DataFrame:
+    """The communication kernels of one trace in start order: name, start_us, dur_us."""
+    g = gpu_events(df)
+    names = _text(df, "name", g)
+    is_comm = _categories(names, _text(df, "cat", g)) == "communication"
+    ts = df["ts_us"].to_numpy()[g][is_comm]
+    order = np.argsort(ts, kind="stable")
+    return pd.DataFrame({"name": names[is_comm][order], "start_us": ts[order],
+                         "dur_us": df["dur_us"].to_numpy()[g][is_comm][order]})
+
+
+def collective_waits(comm: dict[int, pd.DataFrame]) -> tuple[dict[int, int], dict[int, float]]:
+    """Per rank: how often it was the last to reach a collective, and how long the others
+    waited for it in all (µs), from each rank's `comm_kernels`.
 
     The k-th communication kernel of every rank is taken to be the same collective (when their
     names agree). A collective ends on all ranks together, so the rank that arrived last spends
-    the least time in it; `late_arrivals` counts the collectives where a rank was that one and
-    `wait_caused_us` sums how long the others waited for it. The straggler is the rank with the
-    most late arrivals.
+    the least time in it, and every other rank waited the difference."""
+    late = dict.fromkeys(comm, 0)
+    caused = dict.fromkeys(comm, 0.0)
+    if len(comm) < 2:
+        return late, caused
+    n = min(len(v) for v in comm.values())
+    ranks = sorted(comm)
+    durs = np.vstack([comm[r]["dur_us"].to_numpy()[:n] for r in ranks])
+    names = np.vstack([comm[r]["name"].to_numpy()[:n] for r in ranks])
+    same = (names == names[0]).all(axis=0)
+    last = np.argmin(durs, axis=0)
+    for j in np.flatnonzero(same):
+        late[ranks[last[j]]] += 1
+        caused[ranks[last[j]]] += float(durs[:, j].sum() - durs[last[j], j] * len(ranks))
+    return late, caused
+
+
+def stragglers(frames: dict[int, pd.DataFrame], metas: dict[int, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Per rank: GPU compute and communication time, steps, and how often it was the last to
+    reach a collective (`collective_waits`); `wait_caused_us` sums how long the others waited
+    for it. The straggler is the rank with the most late arrivals.
     """
-    per_rank: dict[int, pd.DataFrame] = {}
+    comm: dict[int, pd.DataFrame] = {}
     rows = []
     for rank, df in sorted(frames.items()):
         k = kernels(df)
-        comm = k[k["category"] == "communication"]
         ov = comm_compute_overlap(df)
         st = steps(df)
-        g = gpu_events(df)
-        names = _text(df, "name", g)
-        cats = _text(df, "cat", g)
-        is_comm = _categories(names, cats) == "communication"
-        ts = df["ts_us"].to_numpy()[g][is_comm]
-        order = np.argsort(ts, kind="stable")
-        per_rank[rank] = pd.DataFrame({"name": names[is_comm][order], "start_us": ts[order],
-                                       "dur_us": df["dur_us"].to_numpy()[g][is_comm][order]})
-        rows.append({"rank": rank, "compute_us": float(ov["compute_us"].sum()), "comm_us": float(comm["total_us"].sum()),
+        comm[rank] = comm_kernels(df)
+        rows.append({"rank": rank, "compute_us": float(ov["compute_us"].sum()),
+                     "comm_us": float(k[k["category"] == "communication"]["total_us"].sum()),
                      "comm_exposed_us": float(ov["comm_exposed_us"].sum()), "steps": len(st),
                      "mean_step_us": float(st["host_us"].mean()) if len(st) else math.nan})
     out = pd.DataFrame(rows)
-    late = dict.fromkeys(per_rank, 0)
-    caused = dict.fromkeys(per_rank, 0.0)
-    if len(per_rank) >= 2:
-        n = min(len(v) for v in per_rank.values())
-        ranks = sorted(per_rank)
-        durs = np.vstack([per_rank[r]["dur_us"].to_numpy()[:n] for r in ranks])
-        names = np.vstack([per_rank[r]["name"].to_numpy()[:n] for r in ranks])
-        same = (names == names[0]).all(axis=0)
-        last = np.argmin(durs, axis=0)
-        for j in np.flatnonzero(same):
-            late[ranks[last[j]]] += 1
-            caused[ranks[last[j]]] += float(durs[:, j].sum() - durs[last[j], j] * len(ranks))
+    late, caused = collective_waits(comm)
     out["late_arrivals"] = out["rank"].map(late)
     out["wait_caused_us"] = out["rank"].map(caused)
     out["straggler"] = out["late_arrivals"] == out["late_arrivals"].max() if len(out) > 1 else False

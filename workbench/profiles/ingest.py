@@ -398,8 +398,15 @@ def build_columns(trace: _Trace, parts: list[dict[str, Any]], state: _State) -> 
         "pid_labels": {str(k): v for k, v in state.pid_labels.items()},
         "tid_labels": {str(k): v for k, v in state.tid_labels.items()},
         "format": _format(columns["cat"][1], state.process_names),
+        "distributed_rank": _rank(trace.distributedInfo),
     }
     return EventColumns(columns=columns, meta=meta)
+
+
+def _rank(info: Any) -> int | None:
+    """``distributedInfo.rank`` when it is a whole number (torch.profiler writes it)."""
+    rank = info.get("rank") if isinstance(info, dict) else None
+    return rank if type(rank) is int and 0 <= rank < 2**31 else None
 
 
 def _vendor(device_names: list[str], process_names: dict[int, str]) -> str | None:
