@@ -15,7 +15,6 @@ inside a string or a nested object leaves unbalanced JSON, which the decoder ref
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import xxhash
 
 from workbench.errors import InvalidRequest, NotFound
 
@@ -107,8 +107,10 @@ def file_blocks(path: str | os.PathLike[str]) -> Iterator[bytes]:
 
 
 def content_key(path: str | os.PathLike[str], schema_version: int) -> str:
-    """A hash of the file's bytes (read in blocks), so a changed trace is never served stale."""
-    h = hashlib.blake2b(digest_size=8)
+    """A hash of the file's bytes (read in blocks), so a changed trace is never served stale.
+    XXH3 (not a cryptographic hash: the key guards against staleness, not tampering) runs at
+    memory speed, where blake2b cost a cold 56 MB ingest a fifth of its time."""
+    h = xxhash.xxh3_64()
     for block in file_blocks(path):
         h.update(block)
     return h.hexdigest() + f"v{schema_version}"
