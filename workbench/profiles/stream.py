@@ -49,8 +49,9 @@ class TraceError(InvalidRequest):
 @dataclass(frozen=True)
 class Limits:
     """The caps of one ingest (settings ``profile_max_json_bytes``, ``profile_max_events``,
-    ``profile_memory_bytes``). The piece of text decoded at once is a 64th of the memory
-    budget (8 MiB by default): small against the table the events become."""
+    ``profile_memory_bytes``). The piece of text decoded at once is a 128th of the memory
+    budget (4 MiB by default): its decoded events take several times its size, and they
+    should stay small against the table the events become."""
 
     max_json_bytes: int = 2 << 30
     max_events: int = 20_000_000
@@ -65,7 +66,7 @@ class Limits:
 
     @property
     def piece_bytes(self) -> int:
-        return max(1 << 10, self.memory_bytes // 64)
+        return max(1 << 10, self.memory_bytes // 128)
 
     @property
     def max_piece_bytes(self) -> int:

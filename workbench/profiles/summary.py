@@ -45,8 +45,9 @@ def _num(x: float) -> int | float:
 def _is(coded: tuple[np.ndarray, list[Any]], *values: str) -> np.ndarray:
     """Rows whose categorical value (codes, categories) is one of `values`."""
     codes, cats = coded
-    wanted = [i for i, c in enumerate(cats) if c in values]
-    return np.isin(codes, wanted) if wanted else np.zeros(len(codes), dtype=bool)
+    table = np.zeros(len(cats) + 1, dtype=bool)  # the last entry answers code -1 (missing)
+    table[[i for i, c in enumerate(cats) if c in values]] = True
+    return table[codes]
 
 
 def summary_of_columns(columns: dict[str, Any], meta: dict[str, Any], *, top: int = 20) -> dict[str, Any]:
@@ -79,8 +80,8 @@ def summary_of_columns(columns: dict[str, Any], meta: dict[str, Any], *, top: in
     if g.any():
         start = ts[g]
         end = start + dur[g]
-        dev = columns["device"].astype(np.int64)
-        dev = np.where(dev >= 0, dev, columns["pid"])[g]
+        dev = columns["device"][g].astype(np.int64)
+        dev = np.where(dev >= 0, dev, columns["pid"][g])
         for d in np.unique(dev):
             m = dev == d
             b = union_length(start[m], end[m])

@@ -177,6 +177,7 @@ def _ingest(p: Path, key: str, target: Path | None, limits: ingest.Limits | None
     cols = ingest.parse_file(p, limits)
     meta = dict(cols.meta, key=key, source=str(p))
     meta["summary"] = summary_of_columns(cols.columns, meta)
+    ingest._release_freed_memory()  # the summary's temporaries, before the writer's buffers
     written = write_cache(cols, meta, target) if target is not None else None
     return cols, meta, written
 
