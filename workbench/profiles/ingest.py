@@ -1,10 +1,14 @@
 """Read a trace file into one event table: Chrome/Kineto JSON (plain or gzip) and JAX/Perfetto JSON.
 
-Why this is fast: the file is decoded by msgspec into small typed structs that hold only the
-fields the analyses use (no dict per event, no `args` beyond the handful we read), the columns
-are built in one pass each, strings become categoricals through one interning dict, and the
-finished table is cached as Parquet beside the trace (or in the data directory when that folder
-is read-only), keyed by a hash of the trace's bytes, so a changed trace is never served stale.
+Why this is fast and bounded: the file is read in blocks, inflated as they come and cut into
+pieces of whole events (`stream`), so the text is never held whole; each piece is decoded by
+msgspec into small typed structs that hold only the fields the analyses use (no dict per
+event, no `args` beyond the handful we read), turned into compact numpy columns (about 116
+bytes an event) and dropped. Caps (settings `profile_max_json_bytes`, `profile_max_events`,
+`profile_memory_bytes`) refuse what would not fit, with an error that names the setting. The
+finished table is cached as Parquet beside the trace (or in the data directory when that
+folder is read-only), keyed by a hash of the trace's bytes, so a changed trace is never served
+stale.
 
 The event table's schema (stable; `SCHEMA_VERSION` changes when it does):
 
