@@ -2,6 +2,7 @@
 Parquet reopen, peak memory, and the CLI against `import torch`. Same-run ratios.
 
     .venv/bin/python benchmarks/profiles.py [TRACE] [--repeat N] [--no-hta]
+    .venv/bin/python benchmarks/profiles.py scale [--only big,cpu,ranks,cli]   # issue 23: see profiles_scale.py
 
 TRACE defaults to data/traces/train_a100_rank0.json.gz (109k events). Targets (issue 7):
 cold ≥ 5× faster than HTA's load and no slower than json.load; warm ≥ 20× faster than cold;
@@ -85,6 +86,13 @@ def _cli_s(args: list[str], repeat: int) -> float:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["scale"]:  # the at-scale suite (millions of events, ranks) lives beside this file
+        sys.argv.pop(1)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from profiles_scale import main as scale
+
+        scale()
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("trace", nargs="?", default=str(ROOT / "data/traces/train_a100_rank0.json.gz"))
     ap.add_argument("--repeat", type=int, default=3)

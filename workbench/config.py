@@ -64,6 +64,10 @@ class Settings(BaseModel):
     mlflow_uri: str | None = Field(None, description="MLflow tracking server for job params, metrics and artifacts.")
     carbon_signal: Path | None = Field(None, description="CSV of hourly grid carbon intensity (timestamp, avg_CI).")
     carbon_zone: str = Field("CISO", description="Grid zone of the built-in carbon series.")
+    profile_max_json_bytes: int = Field(2 << 30, gt=0, description="A trace holding more JSON text than this (after gunzip) is refused.")
+    profile_max_events: int = Field(20_000_000, gt=0, description="A trace with more events than this is refused.")
+    profile_memory_bytes: int = Field(512 << 20, ge=16 << 20, description="Memory budget of one trace ingest: sizes the pieces of text decoded at once.")
+    profile_timeline_browser_events: int = Field(200_000, ge=0, description="Timelines of more events than this send the browser only what is in view (needs a live document: the dashboard).")
 
     @property
     def database(self) -> str:

@@ -152,3 +152,16 @@ def test_cli_breakdown_json_shape(trace_copy) -> None:
     assert b["temporal"]["idle_pct"] == pytest.approx(16.2, abs=0.01)
     assert b["temporal"]["compute_pct"] == pytest.approx(61.23, abs=0.01)
     assert b["kernel_types_us"]["COMMUNICATION"] == 69110
+
+
+def test_cold_cli_summary_reads_without_pandas(trace_copy) -> None:
+    """Ingest, summary and the Parquet cache need numpy, msgspec and pyarrow only: a cold
+    `profiles summary` does not pay pandas' import (a third of a second)."""
+    path = trace_copy("sampled_rank0.json.gz")
+    code = ("import sys; sys.argv=['workbench','profiles','summary',sys.argv[1],'--json'];"
+            "from workbench.cli import main\ntry:\n main()\nexcept SystemExit: pass\n"
+            "assert 'pandas' not in sys.modules, 'the cold summary imported pandas'")
+    probe = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False)
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout) == open_table(path).meta["summary"]
+    assert list(path.parent.glob("*.wbcache.parquet")), "the cache was written"

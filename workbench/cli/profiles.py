@@ -120,6 +120,26 @@ def idle(
 
 
 @app.command()
+def ranks(
+    folder: Annotated[Path, typer.Argument(help="A folder of traces, one per rank (*.json, *.json.gz).")],
+    parallel: Annotated[int | None, typer.Option("--parallel", help="CPU slices to read with (default: one per trace, up to the cores).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {ranks: [...], straggler} as JSON.")] = False,
+) -> None:
+    """Read one trace per rank in parallel on Dask; per-rank GPU time, and the straggler rank."""
+    r = get_workbench().profiles.load_ranks(folder, parallel=parallel)
+    if as_json:
+        print_json(r.as_json())
+        return
+    table(f"{len(r.table)} ranks", ["rank", "events", "GPU busy", "GPU idle", "comm", "late at collectives", "path"],
+          [[int(x.rank), f"{int(x.events):,}", _us(x.gpu_busy_us), f"{100 * x.gpu_idle_share:.1f} %", _us(x.comm_us),
+            int(x.late_arrivals), x.path] for x in r.table.itertuples()], limit=None)
+    if r.straggler is None:
+        console.print("no communication kernels: no straggler to name")
+    else:
+        console.print(f"straggler: rank {r.straggler['rank']}; the others waited {_us(r.straggler['wait_us'])} for it")
+
+
+@app.command()
 def load(
     path: Annotated[Path, typer.Argument(help="The trace file to register.")],
     name: Annotated[str | None, typer.Option("--name")] = None,

@@ -23,26 +23,9 @@ import pandas as pd
 
 from workbench.profiles.ingest import GPU_CATEGORIES
 
-# -- interval arithmetic -------------------------------------------------------------------------
+from workbench.profiles.summary import _num, merge_intervals, summary_of_columns, union_length
 
-
-def merge_intervals(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint, sorted intervals covering the union of `[start, end)`; touching ones join."""
-    if len(starts) == 0:
-        return np.empty(0), np.empty(0)
-    order = np.argsort(starts, kind="stable")
-    s, e = np.asarray(starts, dtype=np.float64)[order], np.asarray(ends, dtype=np.float64)[order]
-    reach = np.maximum.accumulate(e)
-    new = np.empty(len(s), dtype=bool)
-    new[0] = True
-    new[1:] = s[1:] > reach[:-1]
-    first = np.flatnonzero(new)
-    return s[first], np.maximum.reduceat(e, first)
-
-
-def union_length(starts: np.ndarray, ends: np.ndarray) -> float:
-    ms, me = merge_intervals(starts, ends)
-    return float((me - ms).sum())
+__all__ = ["merge_intervals", "summary_of", "union_length"]  # the interval helpers live in `summary`
 
 
 def _intersection_length(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
@@ -50,14 +33,6 @@ def _intersection_length(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, 
     la, lb = float((a[1] - a[0]).sum()), float((b[1] - b[0]).sum())
     both = union_length(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
     return la + lb - both
-
-
-def _num(x: float) -> int | float:
-    """JSON-friendly: an integral float as an int, else rounded to the nanosecond."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return 0
-    x = round(float(x), 3)
-    return int(x) if x.is_integer() else x
 
 
 # -- masks ----------------------------------------------------------------------------------------
@@ -111,60 +86,10 @@ def gpu_device(df: pd.DataFrame) -> np.ndarray:
 
 
 def summary_of(df: pd.DataFrame, meta: dict[str, Any], *, top: int = 20) -> dict[str, Any]:
-    """The `workbench profiles summary --json` object.
-
-    X events whose duration is missing or negative are counted but add nothing to any time;
-    `warnings` says how many there were, so no number is silently wrong.
-    """
-    x = complete(df)
-    ok = valid_duration(df)
-    dur = df["dur_us"].to_numpy()
-    kern = x & _is(df, "cat", "kernel")
-    cpu = x & _is(df, "cat", "cpu_op")
-
-    kdf = pd.DataFrame({"name": df["name"].to_numpy()[kern], "dur": np.where(ok[kern], dur[kern], 0.0)})
-    grouped = kdf.groupby("name", observed=True, sort=False)["dur"].agg(["count", "sum"]).reset_index()
-    grouped = grouped.sort_values(["sum", "name"], ascending=[False, True], kind="stable").head(max(top, 10))
-    top_kernels = [
-        {"name": str(n), "count": int(c), "total_us": _num(s)}
-        for n, c, s in zip(grouped["name"], grouped["count"], grouped["sum"], strict=True)
-    ]
-
-    g = contract_gpu_events(df)
-    busy = span = 0.0
-    devices: dict[str, dict[str, Any]] = {}
-    if g.any():
-        ts = df["ts_us"].to_numpy()[g]
-        end = ts + dur[g]
-        dev = gpu_device(df)[g]
-        for d in np.unique(dev):
-            m = dev == d
-            b = union_length(ts[m], end[m])
-            s = float(end[m].max() - ts[m].min())
-            busy += b
-            span += s
-            devices[str(int(d))] = {"busy_us": _num(b), "span_us": _num(s)}
-
-    warnings = []
-    missing = int((x & ~np.isfinite(dur)).sum())
-    negative = int((x & (dur < 0)).sum())
-    if missing:
-        warnings.append(f"{missing} complete (X) events have no duration; counted, with no time")
-    if negative:
-        warnings.append(f"{negative} complete (X) events have a negative duration; counted, with no time")
-    if meta.get("vendor") == "amd":
-        warnings.append("AMD (ROCm) trace: GPU events are read with the same Kineto categories")
-    return {
-        "events": int(meta.get("events", len(df))),
-        "kernels": {"count": int(kern.sum()), "total_us": _num(dur[kern & ok].sum())},
-        "top_kernels": top_kernels,
-        "cpu_ops": {"count": int(cpu.sum()), "total_us": _num(dur[cpu & ok].sum())},
-        "gpu_busy_us": _num(busy),
-        "gpu_span_us": _num(span),
-        "gpu_idle_share": float(1.0 - busy / span) if span > 0 else 0,
-        "gpu_devices": devices,
-        "warnings": warnings,
-    }
+    """The `workbench profiles summary --json` object of an event table (`summary.summary_of_columns`)."""
+    columns: dict[str, Any] = {c: (df[c].cat.codes.to_numpy(), list(df[c].cat.categories)) for c in ("ph", "cat", "name")}
+    columns.update({c: df[c].to_numpy() for c in ("ts_us", "dur_us", "device", "pid")})
+    return summary_of_columns(columns, dict(meta, events=meta.get("events", len(df))), top=top)
 
 
 # -- kernel classification ------------------------------------------------------------------------
@@ -634,47 +559,58 @@ def memory_peaks(df: pd.DataFrame) -> pd.DataFrame:
 # -- multi-rank ------------------------------------------------------------------------------------
 
 
-def stragglers(frames: dict[int, pd.DataFrame], metas: dict[int, dict[str, Any]] | None = None) -> pd.DataFrame:
-    """Per rank: GPU compute and communication time, steps, and how often it was the last to
-    reach a collective.
+def comm_kernels(df: pd.DataFrame) -> pd.DataFrame:
+    """The communication kernels of one trace in start order: name, start_us, dur_us."""
+    g = gpu_events(df)
+    names = _text(df, "name", g)
+    is_comm = _categories(names, _text(df, "cat", g)) == "communication"
+    ts = df["ts_us"].to_numpy()[g][is_comm]
+    order = np.argsort(ts, kind="stable")
+    return pd.DataFrame({"name": names[is_comm][order], "start_us": ts[order],
+                         "dur_us": df["dur_us"].to_numpy()[g][is_comm][order]})
+
+
+def collective_waits(comm: dict[int, pd.DataFrame]) -> tuple[dict[int, int], dict[int, float]]:
+    """Per rank: how often it was the last to reach a collective, and how long the others
+    waited for it in all (µs), from each rank's `comm_kernels`.
 
     The k-th communication kernel of every rank is taken to be the same collective (when their
     names agree). A collective ends on all ranks together, so the rank that arrived last spends
-    the least time in it; `late_arrivals` counts the collectives where a rank was that one and
-    `wait_caused_us` sums how long the others waited for it. The straggler is the rank with the
-    most late arrivals.
+    the least time in it, and every other rank waited the difference."""
+    late = dict.fromkeys(comm, 0)
+    caused = dict.fromkeys(comm, 0.0)
+    if len(comm) < 2:
+        return late, caused
+    n = min(len(v) for v in comm.values())
+    ranks = sorted(comm)
+    durs = np.vstack([comm[r]["dur_us"].to_numpy()[:n] for r in ranks])
+    names = np.vstack([comm[r]["name"].to_numpy()[:n] for r in ranks])
+    same = (names == names[0]).all(axis=0)
+    last = np.argmin(durs, axis=0)
+    for j in np.flatnonzero(same):
+        late[ranks[last[j]]] += 1
+        caused[ranks[last[j]]] += float(durs[:, j].sum() - durs[last[j], j] * len(ranks))
+    return late, caused
+
+
+def stragglers(frames: dict[int, pd.DataFrame], metas: dict[int, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Per rank: GPU compute and communication time, steps, and how often it was the last to
+    reach a collective (`collective_waits`); `wait_caused_us` sums how long the others waited
+    for it. The straggler is the rank with the most late arrivals.
     """
-    per_rank: dict[int, pd.DataFrame] = {}
+    comm: dict[int, pd.DataFrame] = {}
     rows = []
     for rank, df in sorted(frames.items()):
         k = kernels(df)
-        comm = k[k["category"] == "communication"]
         ov = comm_compute_overlap(df)
         st = steps(df)
-        g = gpu_events(df)
-        names = _text(df, "name", g)
-        cats = _text(df, "cat", g)
-        is_comm = _categories(names, cats) == "communication"
-        ts = df["ts_us"].to_numpy()[g][is_comm]
-        order = np.argsort(ts, kind="stable")
-        per_rank[rank] = pd.DataFrame({"name": names[is_comm][order], "start_us": ts[order],
-                                       "dur_us": df["dur_us"].to_numpy()[g][is_comm][order]})
-        rows.append({"rank": rank, "compute_us": float(ov["compute_us"].sum()), "comm_us": float(comm["total_us"].sum()),
+        comm[rank] = comm_kernels(df)
+        rows.append({"rank": rank, "compute_us": float(ov["compute_us"].sum()),
+                     "comm_us": float(k[k["category"] == "communication"]["total_us"].sum()),
                      "comm_exposed_us": float(ov["comm_exposed_us"].sum()), "steps": len(st),
                      "mean_step_us": float(st["host_us"].mean()) if len(st) else math.nan})
     out = pd.DataFrame(rows)
-    late = dict.fromkeys(per_rank, 0)
-    caused = dict.fromkeys(per_rank, 0.0)
-    if len(per_rank) >= 2:
-        n = min(len(v) for v in per_rank.values())
-        ranks = sorted(per_rank)
-        durs = np.vstack([per_rank[r]["dur_us"].to_numpy()[:n] for r in ranks])
-        names = np.vstack([per_rank[r]["name"].to_numpy()[:n] for r in ranks])
-        same = (names == names[0]).all(axis=0)
-        last = np.argmin(durs, axis=0)
-        for j in np.flatnonzero(same):
-            late[ranks[last[j]]] += 1
-            caused[ranks[last[j]]] += float(durs[:, j].sum() - durs[last[j], j] * len(ranks))
+    late, caused = collective_waits(comm)
     out["late_arrivals"] = out["rank"].map(late)
     out["wait_caused_us"] = out["rank"].map(caused)
     out["straggler"] = out["late_arrivals"] == out["late_arrivals"].max() if len(out) > 1 else False

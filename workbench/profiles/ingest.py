@@ -1,10 +1,14 @@
 """Read a trace file into one event table: Chrome/Kineto JSON (plain or gzip) and JAX/Perfetto JSON.
 
-Why this is fast: the file is decoded by msgspec into small typed structs that hold only the
-fields the analyses use (no dict per event, no `args` beyond the handful we read), the columns
-are built in one pass each, strings become categoricals through one interning dict, and the
-finished table is cached as Parquet beside the trace (or in the data directory when that folder
-is read-only), keyed by a hash of the trace's bytes, so a changed trace is never served stale.
+Why this is fast and bounded: the file is read in blocks, inflated as they come and cut into
+pieces of whole events (`stream`), so the text is never held whole; each piece is decoded by
+msgspec into small typed structs that hold only the fields the analyses use (no dict per
+event, no `args` beyond the handful we read), turned into compact numpy columns (about 116
+bytes an event) and dropped. Caps (settings `profile_max_json_bytes`, `profile_max_events`,
+`profile_memory_bytes`) refuse what would not fit, with an error that names the setting. The
+finished table is cached as Parquet beside the trace (or in the data directory when that
+folder is read-only), keyed by a hash of the trace's bytes, so a changed trace is never served
+stale.
 
 The event table's schema (stable; `SCHEMA_VERSION` changes when it does):
 
@@ -36,12 +40,12 @@ Row order is the order of ``traceEvents`` in the file, so a row's index is its e
 
 from __future__ import annotations
 
+import functools
 import gc
-import hashlib
 import math
 import os
 import re
-import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -50,20 +54,13 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from workbench.errors import InvalidRequest, NotFound
+from workbench.profiles.stream import Limits, Pieces, TraceError, file_blocks, text_blocks
 
-try:  # ISA-L's inflate is about twice as fast as zlib's; the same API, so zlib is the fallback
-    from isal import isal_zlib as _gzip
-except ImportError:  # pragma: no cover - isal is a dependency, but a wheel may be missing
-    _gzip = zlib  # type: ignore[assignment]
-
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CACHE_SUFFIX = ".wbcache.parquet"
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 
-
-class TraceError(InvalidRequest):
-    """A trace file cannot be read: not gzip, not JSON, no `traceEvents`, wrong field types."""
+__all__ = ["CACHE_SUFFIX", "EventColumns", "Limits", "TraceError", "parse", "parse_file"]
 
 
 # -- typed decoding ----------------------------------------------------------------------------
@@ -125,66 +122,11 @@ class EventColumns:
 
 
 # -- reading the bytes -------------------------------------------------------------------------
-def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    p = Path(path)
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise NotFound(f"trace file {str(p)!r} does not exist") from None
-    except IsADirectoryError:
-        raise TraceError(f"{str(p)!r} is a folder, not a trace file (give the .json or .json.gz file)") from None
-    except OSError as exc:
-        raise TraceError(f"cannot read trace file {str(p)!r}: {exc.strerror}") from None
-
-
-def decompress(raw: bytes, label: str) -> bytes:
-    """The JSON text of a trace: gunzipped when the bytes are gzip, as they are otherwise."""
-    if not raw:
-        raise TraceError(f"{label} is empty (0 bytes); expected Chrome trace JSON, plain or gzip")
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        d = _gzip.decompressobj(wbits=31)
-        out = d.decompress(raw)
-        if not d.eof:
-            raise TraceError(f"{label} is a truncated gzip file (the stream ends early); re-copy or re-capture it")
-        while d.unused_data:  # concatenated gzip members
-            rest = d.unused_data
-            d = _gzip.decompressobj(wbits=31)
-            out += d.decompress(rest)
-            if not d.eof:
-                raise TraceError(f"{label} is a truncated gzip file (the stream ends early); re-copy or re-capture it")
-        return out
-    except _gzip.error as exc:
-        raise TraceError(f"{label} is not a valid gzip file ({exc})") from None
-
-
-def _decode(data: bytes, label: str) -> _Trace:
-    head = data[:64].lstrip()
-    if not head:
-        raise TraceError(f"{label} holds no JSON (only whitespace)")
-    try:
-        if head[:1] == b"[":
-            try:
-                return _Trace(traceEvents=_ARRAY_DECODER.decode(data))
-            except msgspec.DecodeError:
-                # The Chrome format allows an unterminated JSON array (a trace cut while writing).
-                return _Trace(traceEvents=_ARRAY_DECODER.decode(data.rstrip().rstrip(b",") + b"]"))
-        if head[:1] != b"{":
-            raise TraceError(f"{label} is not JSON (starts with {data[:20]!r}); expected a Chrome trace object with traceEvents")
-        return _DECODER.decode(data)
-    except msgspec.ValidationError as exc:
-        raise TraceError(f"{label}: a top-level field has the wrong type: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise TraceError(f"{label} is not valid JSON ({exc})") from None
-
-
-def _decode_chunk(raws: list[msgspec.Raw], offset: int, label: str) -> list[_Event]:
-    try:
-        return _CHUNK_DECODER.decode(b"[" + b",".join(raws) + b"]")
-    except msgspec.ValidationError as exc:
-        where = re.sub(r"\$\[(\d+)\]", lambda m: f"$.traceEvents[{offset + int(m.group(1))}]", str(exc))
-        raise TraceError(f"{label}: an event has a field of the wrong type: {where}") from None
+def read_text(path: str | os.PathLike[str], limits: Limits | None = None) -> bytes:
+    """The whole JSON text of a trace file (gunzipped), within the caps; for the few readers
+    that need the document itself (export). Ingest streams instead (`parse_file`)."""
+    limits = limits or Limits.from_settings()
+    return b"".join(text_blocks(file_blocks(path), repr(str(path)), limits.max_json_bytes))
 
 
 # -- building columns --------------------------------------------------------------------------
@@ -402,22 +344,46 @@ def _chunk_columns(events: list[_Event], state: _State) -> dict[str, Any]:
     }
 
 
+def _release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's `malloc_trim`).
+
+    Why: the chunks' columns are many arrays of ~100 KB, which glibc serves from its heap once
+    its mmap threshold has grown; freed there, they stay in the process (scattered between
+    live ones) while the joined column is allocated anew, so without this the peak is twice
+    the table's size. A no-op where the C library has no `malloc_trim`."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
 def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One set of columns from the chunks': categoricals re-coded onto shared categories."""
     if len(parts) == 1:
         return parts[0]
     out: dict[str, Any] = {}
-    for name in parts[0]:
+    for name in list(parts[0]):  # column by column, each part's copy dropped once joined
+        _release_freed_memory()
         if name in _CATEGORICAL:
             table: dict[str, int] = {}
             coded = []
             for part in parts:
-                codes, cats = part[name]
+                codes, cats = part.pop(name)
                 remap = np.array([table.setdefault(c, len(table)) for c in cats] + [-1], dtype=np.int32)
                 coded.append(remap[codes])  # code -1 picks the trailing -1
             out[name] = (np.concatenate(coded), list(table))
         else:
-            out[name] = np.concatenate([part[name] for part in parts])
+            out[name] = np.concatenate([part.pop(name) for part in parts])
     return out
 
 
@@ -461,8 +427,15 @@ def build_columns(trace: _Trace, parts: list[dict[str, Any]], state: _State) -> 
         "pid_labels": {str(k): v for k, v in state.pid_labels.items()},
         "tid_labels": {str(k): v for k, v in state.tid_labels.items()},
         "format": _format(columns["cat"][1], state.process_names),
+        "distributed_rank": _rank(trace.distributedInfo),
     }
     return EventColumns(columns=columns, meta=meta)
+
+
+def _rank(info: Any) -> int | None:
+    """``distributedInfo.rank`` when it is a whole number (torch.profiler writes it)."""
+    rank = info.get("rank") if isinstance(info, dict) else None
+    return rank if type(rank) is int and 0 <= rank < 2**31 else None
 
 
 def _vendor(device_names: list[str], process_names: dict[int, str]) -> str | None:
@@ -484,40 +457,88 @@ def _format(cats: list[str], process_names: dict[int, str]) -> str:
     return "chrome"
 
 
-def parse(data: bytes | list[bytes], label: str) -> EventColumns:
-    """Decode trace JSON text into columns. Raises `TraceError` with what is wrong and where.
+MAX_TIME_US = float(2**53)  # about 285 years in µs: beyond it a float no longer holds whole µs
 
-    The events are decoded `CHUNK_EVENTS` at a time into typed structs, turned into columns
-    and dropped, so only one chunk of Python objects is alive at once. Pass the text inside a
-    one-item list to hand it over: it is released once the last chunk is decoded."""
+
+def parse(data: bytes, label: str, limits: Limits | None = None) -> EventColumns:
+    """Decode trace text (JSON, plain or gzip) into columns; see `parse_blocks`."""
+    return parse_blocks([data], label, limits)
+
+
+def parse_file(path: str | os.PathLike[str], limits: Limits | None = None) -> EventColumns:
+    """Decode a trace file into columns, reading it in blocks; see `parse_blocks`."""
+    return parse_blocks(file_blocks(path), repr(str(path)), limits)
+
+
+def parse_blocks(raw_blocks: Iterable[bytes], label: str, limits: Limits | None = None) -> EventColumns:
+    """Decode a trace's bytes into columns. Raises `TraceError` with what is wrong and where.
+
+    The text is inflated and cut into pieces of whole events as it arrives (`stream.Pieces`);
+    each piece is decoded into typed structs, turned into compact numpy columns and dropped, so
+    the text is never held whole and the columns are what grows. Caps: `Limits`."""
+    limits = limits or Limits.from_settings()
     was_enabled = gc.isenabled()
     gc.disable()  # a 100k-event decode allocates many small objects; collection passes only cost
     try:
-        text = data[0] if isinstance(data, list) else data
-        if isinstance(data, list):
-            data.clear()
-        trace = _decode(text, label)
-        del text
-        raws = trace.traceEvents
-        if raws is None:
-            raise TraceError(f"{label} is JSON but has no 'traceEvents' list; is it a Chrome/Kineto trace?")
-        trace.traceEvents = None
+        pieces = Pieces(text_blocks(raw_blocks, label, limits.max_json_bytes), label, limits)
         state = _State()
         parts = []
-        for offset in range(0, len(raws), CHUNK_EVENTS):
-            events = _decode_chunk(raws[offset : offset + CHUNK_EVENTS], offset, label)
-            parts.append(_chunk_columns(events, state))
-            del events
-        del raws
-        return build_columns(trace, parts, state)
+        for offset, events in pieces.chunks():
+            if offset + len(events) > limits.max_events:
+                raise TraceError(f"{label} has more than {limits.max_events:,} events (the cap is the setting "
+                                 "profile_max_events, WORKBENCH_PROFILE_MAX_EVENTS; raise it for a larger trace)")
+            for start in range(0, len(events), CHUNK_EVENTS):
+                part = events[start : start + CHUNK_EVENTS]
+                parts.append(_checked_columns(part, state, offset + start, label))
+            del events, part
+            _release_freed_memory()
+        return build_columns(pieces.trace, parts, state)
     finally:
         if was_enabled:
             gc.enable()
 
 
+_INT_FIELDS = ("pid", "tid", "id", "ts", "dur")
+_ARG_INT_FIELDS = ("device", "stream", "correlation", "external_id", "bytes", "mem_bytes", "total_allocated",
+                   "total_reserved", "device_id")
+
+
+def _checked_columns(events: list[_Event], state: _State, offset: int, label: str) -> dict[str, Any]:
+    """`_chunk_columns`, with the values no column can hold reported by event."""
+    try:
+        cols = _chunk_columns(events, state)
+    except OverflowError:
+        raise _overflow(events, offset, label) from None
+    for name, field_name in (("ts_us", "ts"), ("dur_us", "dur")):
+        bad = np.flatnonzero(np.abs(cols[name]) >= MAX_TIME_US)
+        if len(bad):
+            i = offset + int(bad[0])
+            raise TraceError(f"{label}: event #{i} ($.traceEvents[{i}].{field_name}) is out of range: a time in µs "
+                             f"must be finite and below 2^53 (about 285 years) in magnitude")
+    return cols
+
+
+def _overflow(events: list[_Event], offset: int, label: str) -> TraceError:
+    """Which event has an integer that int64 cannot hold (the only overflow the columns meet)."""
+    def too_big(v: Any) -> bool:
+        return type(v) is int and not -(2**63) <= v < 2**63
+
+    for i, e in enumerate(events):
+        where = next((f for f in _INT_FIELDS if too_big(getattr(e, f))), None)
+        if where is None and e.args is not None:
+            where = next((f"args.{f}" for f in _ARG_INT_FIELDS if too_big(getattr(e.args, f))), None)
+        if where is not None:
+            return TraceError(f"{label}: event #{offset + i} ($.traceEvents[{offset + i}].{where}) is an integer "
+                              "beyond 64 bits; ids and sizes must fit in a signed 64-bit integer")
+    return TraceError(f"{label}: an integer in events #{offset}..#{offset + len(events) - 1} is beyond 64 bits")
+
+
 # -- cache --------------------------------------------------------------------------------------
-def content_key(raw: bytes) -> str:
-    return hashlib.blake2b(raw, digest_size=8).hexdigest() + f"v{SCHEMA_VERSION}"
+def content_key(path: str | os.PathLike[str]) -> str:
+    """A hash of the trace file's bytes, read in blocks."""
+    from workbench.profiles.stream import content_key as key_of
+
+    return key_of(path, SCHEMA_VERSION)
 
 
 def cache_path_for(trace_path: Path, key: str, fallback_dir: Path | None) -> Path:

@@ -6,12 +6,15 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from workbench.errors import NotFound
 from workbench.profiles.profile import Profile
+
+if TYPE_CHECKING:
+    from workbench.profiles.ranks import Ranks
 
 ProfileRef = Profile | str | os.PathLike[str]
 
@@ -110,6 +113,53 @@ class ProfileService:
 
         items = ranks.items() if isinstance(ranks, dict) else enumerate(ranks)
         return stragglers({int(r): self.resolve(p).events for r, p in items})
+
+    def load_ranks(self, folder_or_paths: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
+                   parallel: int | None = None, slice_spec: str = "cpu:1", limits: Any = None) -> Ranks:
+        """Ingest one trace per rank as tasks on the workbench's Dask cluster, then the
+        multi-rank analyses: per-rank summary and temporal breakdown, the straggler (the rank
+        the others wait for at collectives) and by how much (`Ranks`).
+
+        Each task runs in the worker of a CPU slice (`slice_spec`, `parallel` of them at most:
+        default one per trace up to this machine's cores), so it is placed and accounted for
+        like a job; each ingest is bounded by the settings' `profile_*` caps (or `limits`).
+        The slices are released when the traces are read. The rank of a trace is its
+        ``distributedInfo.rank``, else ``rank[-_]?N`` in its file name."""
+        import uuid
+
+        from workbench.errors import Conflict
+        from workbench.jobs.backend import slice_resource
+        from workbench.profiles.ranks import analyse, ingest_rank, trace_files
+
+        paths = [p.expanduser().resolve() for p in trace_files(folder_or_paths)]
+        want = max(1, min(len(paths), parallel or os.cpu_count() or 1))
+        leases = [self.wb.slices.request(slice_spec, wait=True, timeout_s=300)]
+        backend = self.wb.jobs.backend
+        futures: list[Any] = []
+        try:
+            for _ in range(want - 1):
+                try:
+                    leases.append(self.wb.slices.request(slice_spec, wait=False))
+                except Conflict:
+                    break  # fewer slices free than traces: the tasks queue on those we have
+            for lease in leases:
+                backend.ensure_worker(lease)
+            workers = [slice_resource(lease.id) for lease in leases]
+            batch = uuid.uuid4().hex[:8]
+            futures += [backend.client.submit(ingest_rank, str(p), str(self.cache_dir), limits, key=f"profile-rank-{batch}-{i}",
+                                             pure=False, workers=workers, allow_other_workers=False, retries=0)
+                       for i, p in enumerate(paths)]
+            digests = backend.client.gather(futures)
+        finally:
+            if futures:  # forget the results first, or Dask recomputes them when their worker ends
+                backend.client.cancel(futures)
+                futures.clear()
+            for lease in leases:
+                backend.stop_worker(lease.id)
+                self.wb.slices.release(lease.id)
+        ranks = analyse(digests)
+        ranks.fallback_dir = self.cache_dir
+        return ranks
 
     # -- capture -------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 
 from workbench.profiles import ingest
@@ -47,6 +48,26 @@ def frame(cols: EventColumns) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+def _numbers(values: np.ndarray) -> Any:
+    """An Arrow array over a numpy array's memory. Built from buffers because `pa.array`
+    imports pandas to inspect its argument, and a cold `profiles summary` needs no pandas."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
+def _strings(values: list[str]) -> Any:
+    """An Arrow string array of Python strings, from buffers (see `_numbers`)."""
+    import pyarrow as pa
+
+    encoded = [v.encode("utf-8", "surrogatepass") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    kind, width = (pa.string(), np.int32) if offsets[-1] < 2**31 else (pa.large_string(), np.int64)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(offsets.astype(width)), pa.py_buffer(b"".join(encoded))])
+
+
 def _arrow_table(cols: EventColumns, meta: dict[str, Any]) -> Any:
     import pyarrow as pa
 
@@ -54,10 +75,13 @@ def _arrow_table(cols: EventColumns, meta: dict[str, Any]) -> Any:
     for name, value in cols.columns.items():
         if name in _CATEGORICAL:
             codes, cats = value
-            indices = pa.array(codes, type=pa.int32(), mask=codes < 0)
-            arrays.append(pa.DictionaryArray.from_arrays(indices, pa.array(cats, type=pa.string())))
+            missing = codes < 0
+            validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None
+            indices = pa.Array.from_buffers(pa.int32(), len(codes), [validity, pa.py_buffer(np.ascontiguousarray(codes, dtype=np.int32))],
+                                            null_count=int(missing.sum()))
+            arrays.append(pa.DictionaryArray.from_arrays(indices, _strings(cats)))
         else:
-            arrays.append(pa.array(value))
+            arrays.append(_numbers(value))
         names.append(name)
     return pa.Table.from_arrays(arrays, names=names, metadata={_META_KEY: orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS)})
 
@@ -121,17 +145,16 @@ def open_table(
     cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     fallback_dir: str | os.PathLike[str] | None = None,
+    limits: ingest.Limits | None = None,
 ) -> TraceTable:
     """The event table of a trace file; from the Parquet cache when it matches the file's bytes.
 
     `cache_dir` forces where the cache lives; otherwise it is beside the trace, or in
     `fallback_dir` (default: the data directory's cache) when the trace's folder is read-only.
+    `limits` caps the ingest (default: the settings' `profile_*` caps).
     """
-    from workbench.profiles.analysis import summary_of
-
     p = Path(path)
-    raw = ingest.read_bytes(p)
-    key = ingest.content_key(raw)
+    key = ingest.content_key(p)
     target: Path | None = None
     if cache:
         if cache_dir is not None:
@@ -143,36 +166,39 @@ def open_table(
             if hit is not None:
                 df, meta = hit
                 return TraceTable(df, meta, p, target, True)
-    holder = [ingest.decompress(raw, repr(str(p)))]
-    del raw
-    cols = ingest.parse(holder, repr(str(p)))
-    df = frame(cols)
+    cols, meta, written = _ingest(p, key, target, limits)
+    return TraceTable(frame(cols), meta, p, written, False)
+
+
+def _ingest(p: Path, key: str, target: Path | None, limits: ingest.Limits | None) -> tuple[EventColumns, dict[str, Any], Path | None]:
+    """Decode, summarize and cache a trace, with numpy and pyarrow only (no pandas)."""
+    from workbench.profiles.summary import summary_of_columns
+
+    cols = ingest.parse_file(p, limits)
     meta = dict(cols.meta, key=key, source=str(p))
-    meta["summary"] = summary_of(df, meta)
+    meta["summary"] = summary_of_columns(cols.columns, meta)
+    ingest._release_freed_memory()  # the summary's temporaries, before the writer's buffers
     written = write_cache(cols, meta, target) if target is not None else None
-    return TraceTable(df, meta, p, written, False)
+    return cols, meta, written
 
 
 def summarize(path: str | os.PathLike[str], *, fallback_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The summary of a trace file: from its cache's metadata alone when the cache matches."""
     p = Path(path)
-    raw = ingest.read_bytes(p)
-    key = ingest.content_key(raw)
+    key = ingest.content_key(p)
     target = ingest.cache_path_for(p, key, None if fallback_dir is None else Path(fallback_dir))
     if target.exists():
         meta = read_cached_meta(target)
         if meta is not None and "summary" in meta:
             return meta["summary"]
-    del raw
-    return open_table(p, fallback_dir=fallback_dir).meta["summary"]
+    return _ingest(p, key, target, None)[1]["summary"]
 
 
-def table_from_bytes(data: bytes, label: str = "trace") -> TraceTable:
+def table_from_bytes(data: bytes, label: str = "trace", limits: ingest.Limits | None = None) -> TraceTable:
     """For traces that are not files (tests, uploads): no cache."""
-    from workbench.profiles.analysis import summary_of
+    from workbench.profiles.summary import summary_of_columns
 
-    cols = ingest.parse(ingest.decompress(data, label), label)
-    df = frame(cols)
+    cols = ingest.parse(data, label, limits)
     meta = dict(cols.meta, key=None, source=label)
-    meta["summary"] = summary_of(df, meta)
-    return TraceTable(df, meta)
+    meta["summary"] = summary_of_columns(cols.columns, meta)
+    return TraceTable(frame(cols), meta)

@@ -48,8 +48,41 @@ detail.data = out;
 """
 
 
-def _lanes(df: pd.DataFrame, meta: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Lane index per event (GPU device/stream lanes first, then host threads) and lane labels."""
+MAX_DEPTH = 31  # deeper CPU ops share the last depth lane
+BROWSER_MAX_EVENTS = 200_000  # above this the page gets only what is in view (server-side detail)
+
+
+def nesting_depths(start: np.ndarray, end: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Depth of each event among the events of its lane (`key`) that enclose it, as Perfetto
+    lays out a thread's slices: 0 for a top-level op, 1 for an op inside it, ...
+
+    One pass in start order (longer first at equal starts) with a stack of open ends per
+    lane; plain Python over lists because the stack is sequential by nature."""
+    n = len(start)
+    depth = np.zeros(n, dtype=np.int32)
+    if n == 0:
+        return depth
+    order = np.lexsort((start - end, start, key))
+    starts, ends, keys = start[order].tolist(), end[order].tolist(), key[order].tolist()
+    out = [0] * n
+    stack: list[float] = []
+    current = None
+    for i in range(n):
+        if keys[i] != current:
+            stack, current = [], keys[i]
+        s = starts[i]
+        while stack and stack[-1] <= s:
+            stack.pop()
+        out[i] = min(len(stack), MAX_DEPTH)
+        stack.append(ends[i])
+    depth[order] = out
+    return depth
+
+
+def _lanes(df: pd.DataFrame, meta: dict[str, Any], mask: np.ndarray, start: np.ndarray,
+           end: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Lane index per event (GPU device/stream lanes first, then host threads, each thread
+    split into depth lanes for nested ops) and lane labels."""
     is_gpu = analysis.gpu_events(df)[mask]
     dev = analysis.gpu_device(df)[mask]
     stream = df["stream"].to_numpy()[mask]
@@ -59,17 +92,25 @@ def _lanes(df: pd.DataFrame, meta: dict[str, Any], mask: np.ndarray) -> tuple[np
     key_b = np.where(is_gpu, dev, pid)
     key_c = np.where(is_gpu, stream, tid)
     keys = pd.DataFrame({"a": key_a, "b": key_b, "c": key_c})
-    uniq = keys.drop_duplicates().sort_values(["a", "b", "c"], ignore_index=True)
+    host = np.flatnonzero(~is_gpu)
+    depth = np.zeros(len(keys), dtype=np.int32)
+    if len(host):
+        thread = pd.factorize(pd.MultiIndex.from_arrays([key_b[host], key_c[host]]))[0]
+        depth[host] = nesting_depths(start[host], end[host], thread)
+    keys["d"] = depth
+    uniq = keys.drop_duplicates().sort_values(["a", "b", "c", "d"], ignore_index=True)
     uniq["lane"] = np.arange(len(uniq))
-    lane = keys.merge(uniq, on=["a", "b", "c"], how="left")["lane"].to_numpy()
+    lane = keys.merge(uniq, on=["a", "b", "c", "d"], how="left")["lane"].to_numpy()
     pnames = meta.get("process_names", {})
     tnames = meta.get("thread_names", {})
     labels = []
-    for a, b, c in uniq[["a", "b", "c"]].itertuples(index=False):
+    for a, b, c, d in uniq[["a", "b", "c", "d"]].itertuples(index=False):
         if a == 0:
             labels.append(f"GPU {b} stream {c}")
-        else:
+        elif d == 0:
             labels.append(f"{pnames.get(str(b), f'pid {b}')[:24]} / {tnames.get(f'{b}:{c}', f'tid {c}')[:24]}")
+        else:
+            labels.append(f"↳ depth {d}")
     return lane, labels
 
 
@@ -79,7 +120,6 @@ def _coalesce(start: np.ndarray, end: np.ndarray, lane: np.ndarray, resolution: 
     s, e, ln = start[order], end[order], lane[order]
     if len(s) == 0:
         return pd.DataFrame({"start": [], "end": [], "lane": [], "events": []})
-    reach = np.empty_like(e)
     new = np.empty(len(s), dtype=bool)
     new[0] = True
     # running max of ends within each lane
@@ -94,48 +134,98 @@ def _coalesce(start: np.ndarray, end: np.ndarray, lane: np.ndarray, resolution: 
     return pd.DataFrame({"start": s[first], "end": block_end, "lane": ln[first], "events": counts})
 
 
+class TimelineData:
+    """The events a timeline draws, sorted by start (µs from the first event), with their lanes;
+    `window` aggregates any part of it for one view, on the server."""
+
+    def __init__(self, df: pd.DataFrame, meta: dict[str, Any], start_us: float | None = None,
+                 end_us: float | None = None) -> None:
+        mask = analysis.complete(df) & analysis.valid_duration(df) & ~analysis._is(df, "cat", ("Trace",))
+        ts = df["ts_us"].to_numpy()
+        origin = float(np.nanmin(ts[mask])) if mask.any() else 0.0
+        start = ts[mask] - origin
+        end = start + df["dur_us"].to_numpy()[mask]
+        if start_us is not None or end_us is not None:
+            lo = -np.inf if start_us is None else start_us - origin
+            hi = np.inf if end_us is None else end_us - origin
+            keep = (end >= lo) & (start < hi)
+            full_mask = np.flatnonzero(mask)[keep]
+            mask = np.zeros(len(df), dtype=bool)
+            mask[full_mask] = True
+            start, end = start[keep], end[keep]
+        lane, self.labels = _lanes(df, meta, mask, start, end)
+        self.names = [str(n) for n in df["name"].cat.categories]
+        self.cats = [str(c) for c in df["cat"].cat.categories] + ["?"]
+        self.colors = [_PALETTE.get(c, _OTHER_COLOR) for c in self.cats]
+        cat_codes = df["cat"].cat.codes.to_numpy()[mask].astype(np.int32)
+        order = np.argsort(start, kind="stable")
+        self.start, self.end = start[order], end[order]
+        self.lane = lane[order].astype(np.int32)
+        self.name = df["name"].cat.codes.to_numpy()[mask].astype(np.int32)[order]
+        self.cat = np.where(cat_codes < 0, len(self.cats) - 1, cat_codes)[order]
+        self.max_dur = float((self.end - self.start).max()) if len(self.start) else 0.0
+        self.x0 = float(self.start.min()) if len(self.start) else 0.0
+        self.span = float(self.end.max() - self.x0) if len(self.start) else 1.0
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def events(self, rows: Any) -> dict[str, Any]:
+        """The individual events at `rows` as the detail source's columns."""
+        names, cats, colors = self.names, self.cats, self.colors
+        cat = self.cat[rows]
+        return {"start": self.start[rows], "end": self.end[rows], "lane": self.lane[rows],
+                "name": [names[i] if i >= 0 else "" for i in self.name[rows].tolist()],
+                "cat": [cats[i] for i in cat.tolist()], "color": [colors[i] for i in cat.tolist()],
+                "dur": self.end[rows] - self.start[rows]}
+
+    def blocks(self, rows: Any, resolution: float) -> pd.DataFrame:
+        out = _coalesce(self.start[rows], self.end[rows], self.lane[rows], resolution)
+        out["lane_label"] = [self.labels[int(i)] for i in out["lane"]]
+        out["dur"] = out["end"] - out["start"]
+        return out
+
+    def window(self, x0: float, x1: float, *, width_px: int, cap: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(blocks, events) for the view [x0, x1]: the events themselves when at most `cap`
+        are visible, else blocks merged at half a pixel's time (`width_px` pixels)."""
+        lo = int(np.searchsorted(self.start, x0 - self.max_dur, side="left"))
+        hi = int(np.searchsorted(self.start, x1, side="right"))
+        rows = lo + np.flatnonzero(self.end[lo:hi] >= x0)
+        if len(rows) <= cap:
+            return _EMPTY_BLOCKS, self.events(rows)
+        blocks = self.blocks(rows, max(x1 - x0, 1e-9) / (2 * width_px))
+        return {k: blocks[k].to_numpy() if k != "lane_label" else blocks[k].tolist() for k in blocks}, _EMPTY_DETAIL
+
+
+_EMPTY_DETAIL: dict[str, Any] = {"start": [], "end": [], "lane": [], "name": [], "cat": [], "color": [], "dur": []}
+_EMPTY_BLOCKS: dict[str, Any] = {"start": [], "end": [], "lane": [], "events": [], "lane_label": [], "dur": []}
+
+
 def timeline(df: pd.DataFrame, meta: dict[str, Any], *, start_us: float | None = None, end_us: float | None = None,
-             title: str = "timeline", detail_cap: int = 4000, width: int = 1000) -> Any:
-    """A Bokeh figure of the trace: lanes per GPU stream and host thread, time in µs from the
-    trace's first event. Zoom in (wheel / box) to see individual events with their names."""
+             title: str = "timeline", detail_cap: int = 4000, width: int = 1000,
+             browser_max_events: int = BROWSER_MAX_EVENTS) -> Any:
+    """A Bokeh figure of the trace: lanes per GPU stream and host thread (nested CPU ops in
+    depth lanes), time in µs from the trace's first event. Zoom in (wheel / box) to see
+    individual events with their names.
+
+    Up to `browser_max_events` the page holds every event and a JavaScript callback swaps
+    blocks for events as you zoom (works in a static HTML file too). Above it the page holds
+    only what is in view: a Python callback on the view's range (`TimelineData.window`)
+    sends the blocks or events of each new view, so this needs a live Bokeh document (the
+    Panel dashboard, or Panel in a notebook); a static copy shows the overview only."""
+    from bokeh.events import RangesUpdate
     from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Range1d
     from bokeh.plotting import figure
 
-    mask = analysis.complete(df) & analysis.valid_duration(df) & ~analysis._is(df, "cat", ("Trace",))
-    ts = df["ts_us"].to_numpy()
-    origin = float(np.nanmin(ts[mask])) if mask.any() else 0.0
-    start = ts[mask] - origin
-    end = start + df["dur_us"].to_numpy()[mask]
-    if start_us is not None or end_us is not None:
-        lo = -np.inf if start_us is None else start_us - origin
-        hi = np.inf if end_us is None else end_us - origin
-        keep = (end >= lo) & (start < hi)
-        full_mask = np.flatnonzero(mask)[keep]
-        mask = np.zeros(len(df), dtype=bool)
-        mask[full_mask] = True
-        start, end = start[keep], end[keep]
-    lane, labels = _lanes(df, meta, mask)
-    name_codes = df["name"].cat.codes.to_numpy()[mask].astype(np.int32)
-    cat_codes = df["cat"].cat.codes.to_numpy()[mask].astype(np.int32)
-    names = [str(n) for n in df["name"].cat.categories]
-    cats = [str(c) for c in df["cat"].cat.categories] + ["?"]
-    cat_codes = np.where(cat_codes < 0, len(cats) - 1, cat_codes)
-    colors = [_PALETTE.get(c, _OTHER_COLOR) for c in cats]
-
-    span = float(end.max() - start.min()) if len(start) else 1.0
-    x0 = float(start.min()) if len(start) else 0.0
-    blocks = _coalesce(start, end, lane, resolution=span / (2 * width))
-    blocks["lane_label"] = [labels[int(i)] for i in blocks["lane"]]
-    blocks["dur"] = blocks["end"] - blocks["start"]
-
-    order = np.argsort(start, kind="stable")
-    full = ColumnDataSource({"start": start[order], "end": end[order], "lane": lane[order].astype(np.int32),
-                             "name": name_codes[order], "cat": cat_codes[order]})
-    detail = ColumnDataSource({"start": [], "end": [], "lane": [], "name": [], "cat": [], "color": [], "dur": []},
-                              name="wb-timeline-detail")
+    data = TimelineData(df, meta, start_us, end_us)
+    labels, x0, span = data.labels, data.x0, data.span
+    served = len(data) > browser_max_events
+    everything = slice(None)
+    blocks = data.blocks(everything, span / (2 * width))
+    detail = ColumnDataSource(dict(_EMPTY_DETAIL), name="wb-timeline-detail")
     overview = ColumnDataSource(blocks, name="wb-timeline-blocks")
 
-    fig = figure(title=f"{title}: {len(start):,} events in {len(labels)} lanes", width=width,
+    fig = figure(title=f"{title}: {len(data):,} events in {len(labels)} lanes", width=width,
                  height=min(60 + 22 * max(len(labels), 1), 900), x_axis_label="µs from trace start",
                  y_range=Range1d(len(labels) - 0.5, -0.5), tools="xwheel_zoom,xpan,box_zoom,reset,save",
                  active_scroll="xwheel_zoom", output_backend="webgl", name="wb-timeline")
@@ -148,17 +238,28 @@ def timeline(df: pd.DataFrame, meta: dict[str, Any], *, start_us: float | None =
                                                           ("start µs", "@start{0,0.0}"), ("µs", "@dur{0,0.0}")]))
     fig.add_tools(HoverTool(renderers=[det], tooltips=[("name", "@name"), ("cat", "@cat"), ("start µs", "@start{0,0.0}"),
                                                        ("µs", "@dur{0,0.0}")]))
-    max_dur = float((end - start).max()) if len(start) else 0.0
-    callback = CustomJS(args={"xr": fig.x_range, "full": full, "detail": detail, "overview_r": ov_seg, "names": names,
-                              "cats": cats, "colors": colors, "cap": detail_cap, "max_dur": max_dur}, code=_DETAIL_JS)
-    fig.x_range.js_on_change("start", callback)
-    fig.x_range.js_on_change("end", callback)
-    # The initial view: the individual events when they are few, else the blocks.
-    if len(start) <= detail_cap:
-        detail.data = {"start": start, "end": end, "lane": lane, "name": [names[i] for i in name_codes],
-                       "cat": [cats[i] for i in cat_codes], "color": [colors[i] for i in cat_codes], "dur": end - start}
-        ov_seg.visible = False
-    fig.tags = [{"events": len(start), "blocks": len(blocks), "lanes": len(labels)}]
+    if served:
+        def update(event: Any) -> None:
+            if event.x0 is None or event.x1 is None:
+                return
+            new_blocks, events = data.window(float(event.x0), float(event.x1), width_px=width, cap=detail_cap)
+            overview.data = new_blocks
+            detail.data = events
+
+        fig.on_event(RangesUpdate, update)
+    else:
+        full = ColumnDataSource({"start": data.start, "end": data.end, "lane": data.lane, "name": data.name,
+                                 "cat": data.cat}, name="wb-timeline-full")
+        callback = CustomJS(args={"xr": fig.x_range, "full": full, "detail": detail, "overview_r": ov_seg,
+                                  "names": data.names, "cats": data.cats, "colors": data.colors, "cap": detail_cap,
+                                  "max_dur": data.max_dur}, code=_DETAIL_JS)
+        fig.x_range.js_on_change("start", callback)
+        fig.x_range.js_on_change("end", callback)
+        # The initial view: the individual events when they are few, else the blocks.
+        if len(data) <= detail_cap:
+            detail.data = data.events(everything)
+            ov_seg.visible = False
+    fig.tags = [{"events": len(data), "blocks": len(blocks), "lanes": len(labels), "served": served}]
     return fig
 
 
@@ -242,7 +343,12 @@ def export_slice(source: str | os.PathLike[str], target: str | os.PathLike[str],
     from workbench.profiles import ingest
 
     src = Path(source)
-    data = orjson.loads(ingest.decompress(ingest.read_bytes(src), repr(str(src))))
+    try:
+        data = orjson.loads(ingest.read_text(src))
+    except orjson.JSONDecodeError:
+        # read the way ingest reads, for an error that says what is wrong and at which event
+        ingest.parse_file(src)
+        raise ingest.TraceError(f"{str(src)!r} is not valid JSON") from None
     if isinstance(data, list):
         data = {"traceEvents": data}
     lo = -np.inf if start_us is None else float(start_us)

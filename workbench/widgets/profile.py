@@ -10,14 +10,25 @@ from workbench.widgets.render import error_html
 
 
 def _bokeh_output(make: Any) -> w.Output:
-    """An Output widget showing a Bokeh figure inline (zoom and pan work in the notebook)."""
+    """An Output widget showing a Bokeh figure inline (zoom and pan work in the notebook).
+
+    A timeline too large for the page (`tags[0]["served"]`) answers zooms from Python, which
+    needs a live document: it is shown through Panel, whose notebook comms carry the callbacks."""
     out = w.Output()
     with out:
         try:
             from bokeh.io import output_notebook, show
 
+            fig = make()
+            if fig.tags and isinstance(fig.tags[0], dict) and fig.tags[0].get("served"):
+                import panel as pn
+                from IPython.display import display
+
+                pn.extension()
+                display(pn.pane.Bokeh(fig))
+                return out
             output_notebook(hide_banner=True)
-            show(make())
+            show(fig)
         except Exception as exc:  # one view failing leaves the others usable
             from IPython.display import HTML, display
 

@@ -82,12 +82,14 @@ class ProfilesPage(param.Parameterized):
         except Exception as exc:
             return pn.pane.HTML(error_html(f"No profile {profile_id!r}", str(exc)), sizing_mode="stretch_width")
         self.title = f"Profile {profile_id}"
+        browser_max = self.feed.wb.settings.profile_timeline_browser_events
         tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_width", css_classes=["wb-profile-tabs"])
         views = (
             ("Summary", lambda: pn.pane.HTML(profile._repr_html_(), sizing_mode="stretch_width")),
             ("Top kernels", lambda: pn.Column(show(profile.kernels().head(50)), pn.pane.Bokeh(profile.plot("kernels")),
                                               sizing_mode="stretch_width")),
-            ("Timeline", lambda: pn.Column(pn.pane.Bokeh(_tall(profile.timeline()), sizing_mode="stretch_width"),
+            ("Timeline", lambda: pn.Column(pn.pane.Bokeh(_tall(profile.timeline(browser_max_events=browser_max)),
+                                                         sizing_mode="stretch_width"),
                                            sizing_mode="stretch_width", css_classes=["wb-timeline"])),
         )
         for label, view in views:
