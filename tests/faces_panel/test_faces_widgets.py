@@ -186,12 +186,12 @@ def test_pyproject_registers_the_launcher_entry_point() -> None:
 
 def test_dashboard_identity_is_the_jupyterhub_user(monkeypatch, tmp_path) -> None:
     from workbench import Workbench
-    from workbench.app.layout import nav
+    from workbench.app.layout import nav_html
 
     monkeypatch.setenv("JUPYTERHUB_USER", "a@b")
     bench = Workbench(home=tmp_path / "hub")
     assert bench.user == "a@b"
-    assert "a@b" in nav("fleet", bench.user).object
+    assert "a@b" in nav_html("fleet", bench.user)
 
 
 def test_loss_plot_sends_only_changed_series() -> None:
@@ -208,17 +208,27 @@ def test_loss_plot_sends_only_changed_series() -> None:
     assert plot.steps == [0.0, 1.0, 2.0] and "3 steps, last 0.5" in repr(plot)
 
 
-def test_dashboard_keeps_its_leases_alive_and_only_those(tmp_path) -> None:
+def test_a_dashboard_tab_renews_my_slices_while_open_and_stops_when_closed(tmp_path) -> None:
+    """The keep-alive rule in a dashboard session: beats renew my live slices (not the one whose
+    auto-renew is off); after the session closes, nothing is renewed and they expire."""
     from workbench import Workbench
     from workbench.app.feed import Feed
+    from workbench.app.server import Session
 
     with Workbench(home=tmp_path / "ttl", lease_ttl_s=1.5) as bench:
         kept = bench.slices.request("cpu:1", wait=False)
         left = bench.slices.request("cpu:1", wait=False)
-        feed = Feed(bench)
-        feed.keep(kept.id)
-        time.sleep(3.2)  # two TTLs: an unrenewed lease has expired by now
+        tab = Session(Feed(bench))
+        tab.keepalive.set_auto_renew(left.id, False)
+        deadline = time.monotonic() + 3.2  # two TTLs: an unrenewed lease has expired by now
+        while time.monotonic() < deadline:
+            tab.beat()
+            time.sleep(0.1)
         bench.slices.sweep()
-        feed.close()
         assert bench.slices.get(kept.id).state == "active"
         assert bench.slices.get(left.id).state == "expired"
+        tab.close()
+        time.sleep(1.7)
+        tab.beat()
+        bench.slices.sweep()
+        assert bench.slices.get(kept.id).state == "expired"
