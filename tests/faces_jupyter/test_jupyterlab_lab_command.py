@@ -84,7 +84,10 @@ def open_lab(browser: Any, lab: Lab) -> Any:
     page.set_default_timeout(60_000)
     page.goto(lab.url)
     page.wait_for_selector("#jp-main-dock-panel", state="visible")
-    page.locator('.jp-SideBar [data-id="workbench-sidebar"]').click()
+    # the layout is restored once the tour's tab shows; then open the sidebar unless it already is
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="00_tour.ipynb").wait_for(state="visible")
+    if not page.locator(".jp-WorkbenchPanel").is_visible():
+        page.locator('.jp-SideBar [data-id="workbench-sidebar"]').click()
     page.locator(".jp-WorkbenchPanel .wb-node").first.wait_for(state="visible")
     return page
 
@@ -93,8 +96,9 @@ def test_lab_opens_the_tour_at_the_project_root_and_the_sidebar_runs_the_readme_
     assert f":{lab.port}/lab/tree/notebooks/00_tour.ipynb?token=" in lab.url  # the port asked for, the tour
     page = open_lab(browser, lab)
     try:
-        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="00_tour.ipynb").wait_for(state="visible")
-        page.locator(".jp-DirListing-item[title*='examples']").first.wait_for(state="visible")  # the project's root
+        base, token = lab.url.split("/lab/", 1)[0], lab.url.rsplit("token=", 1)[1]
+        example = page.request.get(f"{base}/api/contents/examples/torch_cnn_digits.py?content=0&token={token}")
+        assert example.status == 200  # the README's example is under Jupyter's root: the project
         panel = page.locator(".jp-WorkbenchPanel")
         panel.locator("input[name=target]").fill("examples/torch_cnn_digits.py")
         panel.locator("select[name=slice]").select_option("")  # a new slice for the job
@@ -112,15 +116,21 @@ def renew_box(page: Any, lease_id: str) -> Any:
 
 
 def request_cpu_slice(page: Any) -> str:
+    """Request one CPU core in the sidebar; returns the new lease's id once it shows as active."""
     panel = page.locator(".jp-WorkbenchPanel")
-    before = set(panel.locator(".wb-slice").evaluate_all("els => els.map(e => e.dataset.id)"))
+    ids = "els => els.map(e => e.dataset.id)"
+    before = set(panel.locator(".wb-slice").evaluate_all(ids))
     panel.locator("select[name=spec]").select_option("cpu:1")
     panel.locator(".wb-request-form button").click()
-    page.wait_for_function(
-        "n => document.querySelectorAll('.jp-WorkbenchPanel .wb-slice .wb-badge[data-state=active]').length > n",
-        arg=len(before))
-    ids = panel.locator(".wb-slice").evaluate_all("els => els.map(e => e.dataset.id)")
-    return next(i for i in ids if i not in before)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = set(panel.locator(".wb-slice").evaluate_all(ids)) - before
+        if new:
+            lease_id = new.pop()
+            panel.locator(f".wb-slice[data-id='{lease_id}'] .wb-badge[data-state='active']").wait_for(state="visible")
+            return lease_id
+        time.sleep(0.2)
+    raise AssertionError(f"no new slice in the sidebar: {panel.inner_text()}")
 
 
 def wait_for_expiry(bench: Any, lease_id: str, timeout_s: float) -> str:
