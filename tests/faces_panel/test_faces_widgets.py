@@ -78,6 +78,34 @@ def test_slice_form_requests_and_shows_a_refusal(wb) -> None:
     assert "Request refused" in form.status.value and "100000" in form.status.value
 
 
+def test_slice_form_keeps_its_lease_alive_while_open(tmp_path) -> None:
+    """The notebook face follows the keep-alive rule: renewed while the form is open and
+    auto-renew is ticked; unticked, or the form closed, the lease expires one TTL later."""
+    from workbench import Workbench
+    from workbench.widgets import SliceRequestForm
+
+    with Workbench(home=tmp_path / "ttl", lease_ttl_s=1.5) as bench:
+        form = SliceRequestForm(bench)
+        form.request()
+        lease = form.wait(timeout=30)
+        assert "expires" in form.status.value and form.auto_renew.value
+        time.sleep(3.2)  # two TTLs
+        bench.slices.sweep()
+        assert lease.refresh().state == "active"
+        form.auto_renew.value = False
+        time.sleep(3.2)
+        bench.slices.sweep()
+        assert lease.refresh().state == "expired"
+
+        closing = SliceRequestForm(bench)
+        closing.request()
+        held = closing.wait(timeout=30)
+        closing.close()
+        time.sleep(3.2)
+        bench.slices.sweep()
+        assert held.refresh().state == "expired"
+
+
 TRAIN = """
 import workbench
 
