@@ -84,14 +84,15 @@ SWITCH_PAGES = {"jobs": ".wb-jobs-table", "profiles": ".wb-profiles-table", "ker
 
 def switch_times(page: object, url: str, rounds: int) -> dict[str, list[float]]:
     """Seconds from asking for a page to seeing its content: by a click in place, and by a new load."""
-    results: dict[str, list[float]] = {"in_place_s": [], "reload_s": []}
-    for _ in range(rounds):
+    results: dict[str, list[float]] = {"first_visit_s": [], "in_place_s": [], "reload_s": []}
+    for round_ in range(rounds):
         for name, content in SWITCH_PAGES.items():
             t0 = time.perf_counter()
             page.locator(f".wb-nav a[data-page={name}]").click()  # type: ignore[attr-defined]
             page.locator(f".wb-nav a.active[data-page={name}]").wait_for(timeout=30_000)  # type: ignore[attr-defined]
             page.locator(content).first.wait_for(timeout=30_000)  # type: ignore[attr-defined]
-            results["in_place_s"].append(time.perf_counter() - t0)
+            # the first round builds each page in the tab; later rounds show the kept page again
+            results["first_visit_s" if round_ == 0 else "in_place_s"].append(time.perf_counter() - t0)
         for name, content in SWITCH_PAGES.items():
             t0 = time.perf_counter()
             page.goto(f"{url}?page={name}")  # type: ignore[attr-defined]
@@ -159,7 +160,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--baseline-jobs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--switch-rounds", type=int, default=5, help="rounds over the four pages, each way")
+    parser.add_argument("--switch-rounds", type=int, default=5,
+                        help="rounds over the four pages, each way (the first round in place is the first visits)")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit("Debian's chromium is needed: apt-get install chromium")
@@ -183,11 +185,13 @@ def main() -> None:
     if args.switch_rounds:
         pages = ", ".join(SWITCH_PAGES)
         print(f"page switches with {args.jobs} jobs ({pages}; {args.switch_rounds} rounds), click -> content shown")
-        print(f"  in place (now)          {summary(big['in_place_s'])}")
-        print(f"  new page load (before)  {summary(big['reload_s'])}")
+        print(f"  in place, page seen before in the tab (now)  {summary(big['in_place_s'])}")
+        print(f"  in place, first visit in the tab (now)       {summary(big['first_visit_s'])}")
+        print(f"  new page load (before)                       {summary(big['reload_s'])}")
         ratio = statistics.median(big["reload_s"]) / statistics.median(big["in_place_s"])
+        first = statistics.median(big["reload_s"]) / statistics.median(big["first_visit_s"])
         worst = max(big["in_place_s"])
-        print(f"ratio new load / in place (median): {ratio:.2f}x")
+        print(f"ratio new load / in place (median): {ratio:.2f}x seen before, {first:.2f}x first visit")
         print(f"target: a page switch <= 1 s after the first load: {'met' if worst <= 1.0 else 'NOT met'} "
               f"(worst {worst * 1000:.0f} ms)")
 

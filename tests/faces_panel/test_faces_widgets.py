@@ -84,16 +84,17 @@ def test_slice_form_keeps_its_lease_alive_while_open(tmp_path) -> None:
     from workbench import Workbench
     from workbench.widgets import SliceRequestForm
 
-    with Workbench(home=tmp_path / "ttl", lease_ttl_s=1.5) as bench:
+    ttl_s = 3.0
+    with Workbench(home=tmp_path / "ttl", lease_ttl_s=ttl_s) as bench:
         form = SliceRequestForm(bench)
         form.request()
         lease = form.wait(timeout=30)
         assert "expires" in form.status.value and form.auto_renew.value
-        time.sleep(3.2)  # two TTLs
+        time.sleep(ttl_s + 1)  # past the first expiry: only renewals keep it
         bench.slices.sweep()
         assert lease.refresh().state == "active"
         form.auto_renew.value = False
-        time.sleep(3.2)
+        time.sleep(ttl_s + 0.5)
         bench.slices.sweep()
         assert lease.refresh().state == "expired"
 
@@ -101,7 +102,7 @@ def test_slice_form_keeps_its_lease_alive_while_open(tmp_path) -> None:
         closing.request()
         held = closing.wait(timeout=30)
         closing.close()
-        time.sleep(3.2)
+        time.sleep(ttl_s + 0.5)
         bench.slices.sweep()
         assert held.refresh().state == "expired"
 
@@ -243,20 +244,21 @@ def test_a_dashboard_tab_renews_my_slices_while_open_and_stops_when_closed(tmp_p
     from workbench.app.feed import Feed
     from workbench.app.server import Session
 
-    with Workbench(home=tmp_path / "ttl", lease_ttl_s=1.5) as bench:
+    ttl_s = 3.0
+    with Workbench(home=tmp_path / "ttl", lease_ttl_s=ttl_s) as bench:
         kept = bench.slices.request("cpu:1", wait=False)
         left = bench.slices.request("cpu:1", wait=False)
         tab = Session(Feed(bench))
         tab.keepalive.set_auto_renew(left.id, False)
-        deadline = time.monotonic() + 3.2  # two TTLs: an unrenewed lease has expired by now
+        deadline = time.monotonic() + ttl_s + 1  # past the first expiry: only renewals keep a lease
         while time.monotonic() < deadline:
             tab.beat()
-            time.sleep(0.1)
+            time.sleep(tab.keepalive.period_s)
         bench.slices.sweep()
         assert bench.slices.get(kept.id).state == "active"
         assert bench.slices.get(left.id).state == "expired"
         tab.close()
-        time.sleep(1.7)
+        time.sleep(ttl_s + 0.5)
         tab.beat()
         bench.slices.sweep()
         assert bench.slices.get(kept.id).state == "expired"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -55,7 +56,7 @@ def _page(feed: Feed, name: str, arg: Callable[[str], str | None] = _arg, keepal
     raise KeyError(name)
 
 
-KEEPALIVE_MS = 1000
+KEPT_PAGES = 6
 
 
 def _query(search: str) -> dict[str, str]:
@@ -81,38 +82,70 @@ class Session:
         self.name = ""
         self._refresh: Any = None
         self._page: Any = None
+        self._views: OrderedDict[tuple[str, str, str], tuple[Any, pn.Column]] = OrderedDict()
 
     def show(self, args: dict[str, str]) -> None:
-        """Build the page the query asks for and put it in the frame, in place of the last one."""
+        """Put the page the query asks for in the frame: a page seen before in this tab is shown
+        again (caught up by one refresh), a new one is built; the others are hidden, not rebuilt."""
         if self._refresh is not None:
             self._refresh.stop()
             self._refresh = None
         name = args.get("page") or "fleet"
+        key = (name, args.get("id") or "", args.get("compare") or "")
         self.name = name
-        body: list[Any]
-        page: Any = None
-        if name not in _TITLES:
-            title, active = "Not found", ""
-            body = [pn.pane.HTML(error_html(f"No page {name!r}", "pages: " + ", ".join(k for k, _ in PAGES)),
-                                 sizing_mode="stretch_width")]
-        else:
-            title, active = _TITLES[name], "jobs" if name == "job" else name
-            try:
-                page = _page(self.feed, name, args.get, self.keepalive)
-                body = [page]
-            except Exception as exc:  # a broken page says why instead of a blank screen
-                log.exception("page %s failed", name)
-                import traceback
-
-                body = [pn.pane.HTML(error_html(f"The {name} page failed", f"{type(exc).__name__}: {exc}",
-                                                traceback.format_exc()), sizing_mode="stretch_width")]
+        page, view, title, active = self._view(key, args)
         self._page = page
         self.heading.object = _heading(getattr(page, "title", None) or title)
         self.nav.object = nav_html(active, self.feed.wb.user)
-        self.body.objects = body
+        for other in self._views.values():
+            if other[1] is not view:
+                other[1].visible = False
+        view.visible = True
+        if view not in self.body.objects:
+            self.body.append(view)
         refresh = getattr(page, "refresh", None)
         if refresh is not None:
             self._refresh = pn.state.add_periodic_callback(self._tick, period=REFRESH_MS[name])
+
+    def _view(self, key: tuple[str, str, str], args: dict[str, str]) -> tuple[Any, pn.Column, str, str]:
+        """(page, its view, title, active nav entry): kept from an earlier visit, or built now.
+
+        Only pages that refresh themselves are kept (a kept page is caught up by `refresh`); at
+        most `KEPT_PAGES`, the least recently shown dropped first.
+        """
+        name = key[0]
+        kept = self._views.pop(key, None)
+        if kept is not None:
+            self._views[key] = kept
+            kept[0].refresh()
+            return kept[0], kept[1], _TITLES[name], "jobs" if name == "job" else name
+        self._drop_unkept()
+        if name not in _TITLES:
+            error = error_html(f"No page {name!r}", "pages: " + ", ".join(k for k, _ in PAGES))
+            return None, pn.Column(pn.pane.HTML(error, sizing_mode="stretch_width"), sizing_mode="stretch_width"), \
+                "Not found", ""
+        active = "jobs" if name == "job" else name
+        try:
+            page = _page(self.feed, name, args.get, self.keepalive)
+        except Exception as exc:  # a broken page says why instead of a blank screen
+            log.exception("page %s failed", name)
+            import traceback
+
+            error = error_html(f"The {name} page failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            return None, pn.Column(pn.pane.HTML(error, sizing_mode="stretch_width"), sizing_mode="stretch_width"), \
+                _TITLES[name], active
+        view = pn.Column(page, sizing_mode="stretch_width")
+        if hasattr(page, "refresh"):
+            self._views[key] = (page, view)
+            while len(self._views) > KEPT_PAGES:
+                _, (_, dropped) = self._views.popitem(last=False)
+                self.body.remove(dropped)
+        return page, view, _TITLES[name], active
+
+    def _drop_unkept(self) -> None:
+        """Remove the views of pages that are not kept (errors, pages without `refresh`)."""
+        kept = [view for _, view in self._views.values()]
+        self.body.objects = [view for view in self.body.objects if any(view is k for k in kept)]
 
     def _tick(self) -> None:
         page = self._page
@@ -155,7 +188,7 @@ def create_dashboard(wb: Any = None) -> Callable[[], Any]:
         tab = Session(feed)
         tab.show({key: _arg(key) or "" for key in ("page", "id", "compare")})
         template = frame(tab.nav, tab.heading, tab.body)
-        pn.state.add_periodic_callback(tab.beat, period=KEEPALIVE_MS)
+        pn.state.add_periodic_callback(tab.beat, period=int(tab.keepalive.period_s * 1000))
         pn.state.on_session_destroyed(tab.close)
         if pn.state.location is not None:
             pn.state.location.param.watch(tab.navigated, "search")

@@ -56,6 +56,13 @@ class KeepAlive:
         self._lock = threading.Lock()
 
     @property
+    def period_s(self) -> float:
+        """How often a face should beat: a tenth of the TTL (5 s at most), so a renewal lands well
+        before the expiry even when a beat runs late."""
+        ttl_s = float(self._slices.wb.settings.lease_ttl_s)
+        return min(5.0, max(0.1, ttl_s / 10))
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -112,7 +112,7 @@ class SliceRequestForm(w.VBox):
             self.status.value = lease_status_html(self.lease, expiry=True)
             self.keepalive.set_auto_renew(self.lease.id, self.auto_renew.value)
             if self._keeper is None:
-                self._keeper = Poller(self._keep, 1.0, "workbench-slice-keepalive").start()
+                self._keeper = Poller(self._keep, self.keepalive.period_s, "workbench-slice-keepalive").start()
         finally:
             if self._watch is not None:
                 self._watch.stop()
