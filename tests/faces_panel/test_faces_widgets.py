@@ -262,3 +262,16 @@ def test_a_dashboard_tab_renews_my_slices_while_open_and_stops_when_closed(tmp_p
         tab.beat()
         bench.slices.sweep()
         assert bench.slices.get(kept.id).state == "expired"
+
+
+def test_the_kernels_verdict_counts_skips_apart_with_their_reasons() -> None:
+    from types import SimpleNamespace
+
+    from workbench.app.pages.kernels import verdict_html
+
+    results = [SimpleNamespace(ok=True, skipped_reason=None)] * 10 + \
+        [SimpleNamespace(ok=None, skipped_reason="bfloat16 is not run by the Triton interpreter")] * 5
+    text = verdict_html(results)
+    assert "10 passed, 5 skipped" in text and "(bfloat16 is not run by the Triton interpreter ×5)" in text
+    assert "all" not in text and "failed" not in verdict_html(results)
+    assert verdict_html([*results, SimpleNamespace(ok=False, skipped_reason=None)]).count("1 failed") == 1

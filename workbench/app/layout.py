@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 import panel as pn
 from panel.theme import Fast
@@ -29,6 +28,7 @@ DASHBOARD_CSS = CSS + """
 .wb-log{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:12px;background:#1a202c;color:#e2e8f0;
   padding:10px;border-radius:6px;white-space:pre-wrap;max-height:420px;overflow:auto;margin:0}
 """
+
 
 class OfflineFast(Fast):
     """Panel's Fast design without its Google-hosted font: the dashboard asks nothing of the internet.
@@ -89,7 +89,7 @@ def frame(nav: pn.pane.HTML, heading: pn.pane.HTML, body: pn.Column) -> pn.templ
         design=OfflineFast,
         main_layout=None,
     )
-    # relative: prefix-safe
+    # relative paths: prefix-safe
     template.config.js_files["wb_reconnect"] = f"{STATIC_ROUTE}/reconnect.js"
     template.config.js_files["wb_navigate"] = f"{STATIC_ROUTE}/navigate.js"
     return template
