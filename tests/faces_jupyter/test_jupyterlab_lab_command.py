@@ -165,3 +165,10 @@ def test_the_sidebar_renews_my_slices_while_jupyterlab_is_open(browser: Any, lab
     finally:
         page.context.close()  # JupyterLab closed: nothing renews any more
     assert wait_for_expiry(bench, closed, TTL_S * 3) == "expired"
+
+
+def test_a_port_that_is_not_a_port_is_refused_in_one_line() -> None:
+    out = subprocess.run([sys.executable, "-m", "workbench", "lab", "--port", "70000", "--no-browser"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode != 0
+    assert "--port 70000 is not a TCP port" in out.stderr and "Traceback" not in out.stderr
