@@ -82,6 +82,7 @@ class Session:
         self.name = ""
         self._refresh: Any = None
         self._page: Any = None
+        self._key: tuple[str, str, str] = ("", "", "")
         self._views: OrderedDict[tuple[str, str, str], tuple[Any, pn.Column]] = OrderedDict()
 
     def show(self, args: dict[str, str]) -> None:
@@ -90,9 +91,8 @@ class Session:
         if self._refresh is not None:
             self._refresh.stop()
             self._refresh = None
-        name = args.get("page") or "fleet"
-        key = (name, args.get("id") or "", args.get("compare") or "")
-        self.name = name
+        key = self._key = _key(args)
+        name = self.name = key[0]
         page, view, title, active = self._view(key, args)
         self._page = page
         self.heading.object = _heading(getattr(page, "title", None) or title)
@@ -163,12 +163,20 @@ class Session:
             self.feed.invalidate()
 
     def navigated(self, event: Any) -> None:
-        self.show(_query(event.new))
+        """The browser's query changed (a link clicked; or the page's own query, sent once on load)."""
+        args = _query(event.new)
+        if _key(args) != self._key:
+            self.show(args)
 
     def close(self, *_: Any) -> None:
         self.keepalive.close()
         if self._refresh is not None:
             self._refresh.stop()
+
+
+def _key(args: dict[str, str]) -> tuple[str, str, str]:
+    """What names a page: (page, id, compare)."""
+    return args.get("page") or "fleet", args.get("id") or "", args.get("compare") or ""
 
 
 def _heading(title: str) -> str:
