@@ -93,6 +93,8 @@ def switch_times(page: object, url: str, rounds: int) -> dict[str, list[float]]:
             page.locator(content).first.wait_for(timeout=30_000)  # type: ignore[attr-defined]
             # the first round builds each page in the tab; later rounds show the kept page again
             results["first_visit_s" if round_ == 0 else "in_place_s"].append(time.perf_counter() - t0)
+    # after the in-place rounds: each load opens a new session (the tab's kept pages are gone)
+    for _ in range(rounds):
         for name, content in SWITCH_PAGES.items():
             t0 = time.perf_counter()
             page.goto(f"{url}?page={name}")  # type: ignore[attr-defined]
