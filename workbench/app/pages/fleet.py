@@ -48,7 +48,8 @@ def _lease_row(lease: Any, keepalive: KeepAlive | None = None) -> dict[str, Any]
         "queue": getattr(lease, "queue_position", None) or "",
         "reason": getattr(lease, "reason", None) or "",
         "expires": expires.strftime("%H:%M:%S UTC") if expires is not None else "",
-        "auto-renew": ("on" if keepalive.auto_renew(lease.id) else "off") if keepalive is not None else "",
+        "auto-renew": (("on (click to turn off)" if keepalive.auto_renew(lease.id) else "off (click to turn on)")
+                       if keepalive is not None else ""),
     }
 
 
