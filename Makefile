@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(BIN)/python -m pip install $(PIP_CONSTRAINTS) -e '.[all,test]'
 	touch $(STAMP)
 
+# JupyterLab rooted at the project, opening the tour; it prints a URL with a token. PORT=8899 picks the port.
 lab: install
-	$(BIN)/workbench lab
+	$(BIN)/workbench lab $(if $(PORT),--port $(PORT),)
 
 # Debian packages the tests use, installed only when missing: chromium for the browser tests,
 # postgresql for the store tests. Without root (and no sudo) the tests that need them skip.

@@ -9,6 +9,13 @@ chromium, then repeatedly changes one visible job's state (a Tabulator `patch`) 
     .venv/bin/python benchmarks/dashboard.py [--jobs 1000] [--repeats 15]
 
 Target (issue 8): an update reaches the browser in <= 1 s with 1,000 jobs.
+
+It also times page switches on the 1,000-job server (issue 19): a click on a page in the
+navigation until that page's content shows, switched in place within the open session (how the
+dashboard navigates now), against loading the same page as a new document (how every link
+navigated before: the baseline, measured in the same run).
+
+Target (issue 19): a page switch <= 1 s after the first load.
 """
 
 from __future__ import annotations
@@ -71,7 +78,32 @@ def add_job(store: object, job_id: str) -> None:
                      framework=None, slice_spec="cpu", state="queued", created_at=now, driver=None))
 
 
-def measure(n: int, repeats: int, browser: object) -> dict[str, list[float]]:
+SWITCH_PAGES = {"jobs": ".wb-jobs-table", "profiles": ".wb-profiles-table", "kernels": ".wb-roofline",
+                "fleet": ".wb-dev"}
+
+
+def switch_times(page: object, url: str, rounds: int) -> dict[str, list[float]]:
+    """Seconds from asking for a page to seeing its content: by a click in place, and by a new load."""
+    results: dict[str, list[float]] = {"first_visit_s": [], "in_place_s": [], "reload_s": []}
+    for round_ in range(rounds):
+        for name, content in SWITCH_PAGES.items():
+            t0 = time.perf_counter()
+            page.locator(f".wb-nav a[data-page={name}]").click()  # type: ignore[attr-defined]
+            page.locator(f".wb-nav a.active[data-page={name}]").wait_for(timeout=30_000)  # type: ignore[attr-defined]
+            page.locator(content).first.wait_for(timeout=30_000)  # type: ignore[attr-defined]
+            # the first round builds each page in the tab; later rounds show the kept page again
+            results["first_visit_s" if round_ == 0 else "in_place_s"].append(time.perf_counter() - t0)
+    # after the in-place rounds: each load opens a new session (the tab's kept pages are gone)
+    for _ in range(rounds):
+        for name, content in SWITCH_PAGES.items():
+            t0 = time.perf_counter()
+            page.goto(f"{url}?page={name}")  # type: ignore[attr-defined]
+            page.locator(content).first.wait_for(timeout=30_000)  # type: ignore[attr-defined]
+            results["reload_s"].append(time.perf_counter() - t0)
+    return results
+
+
+def measure(n: int, repeats: int, browser: object, switch_rounds: int = 0) -> dict[str, list[float]]:
     home = Path(tempfile.mkdtemp(prefix=f"wb-dash-bench-{n}-"))
     store, ids = seed_jobs(home, n)
     port = free_port()
@@ -109,6 +141,8 @@ def measure(n: int, repeats: int, browser: object) -> dict[str, list[float]]:
             page.locator(".wb-jobs-table .tabulator-row", has_text=job_id).wait_for(timeout=10_000)
             results["stream_s"].append(time.perf_counter() - t0)
             page.wait_for_timeout(150)
+        if switch_rounds:
+            results |= switch_times(page, f"http://127.0.0.1:{port}/", switch_rounds)
         page.close()
     finally:
         server.terminate()
@@ -128,6 +162,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--baseline-jobs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--switch-rounds", type=int, default=5,
+                        help="rounds over the four pages, each way (the first round in place is the first visits)")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit("Debian's chromium is needed: apt-get install chromium")
@@ -136,7 +172,7 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         base = measure(args.baseline_jobs, args.repeats, browser)
-        big = measure(args.jobs, args.repeats, browser)
+        big = measure(args.jobs, args.repeats, browser, args.switch_rounds)
         browser.close()
     print(f"job queue page, store change -> visible in chromium (refresh period 300 ms, {args.repeats} repeats)")
     for label, res in ((f"{args.baseline_jobs:>5} jobs", base), (f"{args.jobs:>5} jobs", big)):
@@ -148,6 +184,18 @@ def main() -> None:
     print(f"ratio {args.jobs} / {args.baseline_jobs} jobs (median patch latency): {ratio:.2f}x")
     print(f"target: every update <= 1 s with {args.jobs} jobs: {'met' if worst <= 1.0 else 'NOT met'} "
           f"(worst {worst * 1000:.0f} ms)")
+    if args.switch_rounds:
+        pages = ", ".join(SWITCH_PAGES)
+        print(f"page switches with {args.jobs} jobs ({pages}; {args.switch_rounds} rounds), click -> content shown")
+        print(f"  in place, page seen before in the tab (now)  {summary(big['in_place_s'])}")
+        print(f"  in place, first visit in the tab (now)       {summary(big['first_visit_s'])}")
+        print(f"  new page load (before)                       {summary(big['reload_s'])}")
+        ratio = statistics.median(big["reload_s"]) / statistics.median(big["in_place_s"])
+        first = statistics.median(big["reload_s"]) / statistics.median(big["first_visit_s"])
+        worst = max(big["in_place_s"])
+        print(f"ratio new load / in place (median): {ratio:.2f}x seen before, {first:.2f}x first visit")
+        print(f"target: a page switch <= 1 s after the first load: {'met' if worst <= 1.0 else 'NOT met'} "
+              f"(worst {worst * 1000:.0f} ms)")
 
 
 if __name__ == "__main__":

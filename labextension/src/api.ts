@@ -49,6 +49,8 @@ export interface ILease {
   gpu_milli?: number;
   cpu_milli?: number;
   expires_at?: string | null;
+  /** When a face that shows this lease renews it (the core's keep-alive rule). */
+  renew_at?: string | null;
   reason?: string | null;
   request?: { spec?: string | number } & Record<string, unknown>;
   spec?: string;
@@ -184,7 +186,7 @@ export function formatElapsed(start?: string | null, end?: string | null): strin
 }
 
 /** The store keeps naive UTC times; treat a time without a zone as UTC. */
-function withZone(iso: string): string {
+export function withZone(iso: string): string {
   return /[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : `${iso}Z`;
 }
 

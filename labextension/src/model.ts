@@ -15,11 +15,15 @@ import {
   IJob,
   ILease,
   LIVE_LEASE_STATES,
-  WorkbenchError
+  WorkbenchError,
+  withZone
 } from './api';
 
 export const FAST_INTERVAL_MS = 2000;
 export const SLOW_INTERVAL_MS = 30000;
+/** How often the keep-alive looks for a slice to renew (it renews at the lease's `renew_at`). */
+export const KEEPALIVE_INTERVAL_MS = 1000;
+const AUTO_RENEW_OFF_KEY = 'gpu-workbench:auto-renew-off';
 
 export class WorkbenchModel {
   info: IInfo | null = null;
@@ -38,6 +42,30 @@ export class WorkbenchModel {
       name: 'workbench:sidebar',
       standby: 'when-hidden'
     });
+    // The keep-alive runs while JupyterLab is open, even with the sidebar closed or the tab
+    // hidden: it renews my live slices at the `renew_at` the server computed (the core's rule),
+    // unless I turned auto-renew off for one. Closing JupyterLab stops it; the slices then
+    // expire one TTL after their last renewal.
+    this._keepAlive = window.setInterval(() => void this._renewDue(), KEEPALIVE_INTERVAL_MS);
+  }
+
+  /** Whether the sidebar renews this slice while JupyterLab is open (on unless turned off). */
+  autoRenew(id: string): boolean {
+    return !this._autoRenewOff.has(id);
+  }
+
+  setAutoRenew(id: string, on: boolean): void {
+    if (on) {
+      this._autoRenewOff.delete(id);
+    } else {
+      this._autoRenewOff.add(id);
+    }
+    try {
+      window.localStorage.setItem(AUTO_RENEW_OFF_KEY, JSON.stringify([...this._autoRenewOff]));
+    } catch {
+      // private mode or full storage: the choice holds until the page reloads
+    }
+    this._changed.emit();
   }
 
   get changed(): ISignal<this, void> {
@@ -67,7 +95,45 @@ export class WorkbenchModel {
   }
 
   dispose(): void {
+    window.clearInterval(this._keepAlive);
     this._poll.dispose();
+  }
+
+  private async _renewDue(): Promise<void> {
+    if (this._renewing) {
+      return;
+    }
+    const now = Date.now();
+    const due = this.slices.filter(
+      s => (s.state === 'active' || s.state === 'idle') && s.renew_at && this.autoRenew(s.id) &&
+        Date.parse(withZone(s.renew_at)) <= now
+    );
+    if (!due.length) {
+      return;
+    }
+    this._renewing = true;
+    try {
+      for (const lease of due) {
+        try {
+          const renewed = await api.renewSlice(lease.id);
+          this.slices = this.slices.map(s => (s.id === renewed.id ? renewed : s));
+        } catch {
+          // ended meanwhile (released elsewhere, expired): the next poll shows it
+          this.slices = this.slices.filter(s => s.id !== lease.id);
+        }
+      }
+    } finally {
+      this._renewing = false;
+    }
+    this._changed.emit();
+  }
+
+  private _readAutoRenewOff(): Set<string> {
+    try {
+      return new Set(JSON.parse(window.localStorage.getItem(AUTO_RENEW_OFF_KEY) || '[]') as string[]);
+    } catch {
+      return new Set();
+    }
   }
 
   private async _fetch(): Promise<void> {
@@ -114,6 +180,9 @@ export class WorkbenchModel {
     }
   }
 
+  private _autoRenewOff = this._readAutoRenewOff();
+  private _keepAlive: number;
+  private _renewing = false;
   private _detailed = false;
   private _poll: Poll;
   private _changed = new Signal<this, void>(this);

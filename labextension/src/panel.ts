@@ -257,12 +257,23 @@ export class WorkbenchPanel extends Widget {
     return h('li', { class: 'wb-item wb-slice', 'data-id': s.id },
       h('div', { class: 'wb-item-head' }, h('span', { class: 'wb-item-title' }, sliceLabel(s)), badge(s.state)),
       h('div', { class: 'wb-muted wb-item-detail' }, [s.id, where].filter(Boolean).join(' · ')),
-      expires ? h('div', { class: 'wb-muted wb-item-detail' }, expires) : null,
+      expires ? h('div', { class: 'wb-muted wb-item-detail wb-expires' }, expires, s.state !== 'queued' ? this._autoRenew(s) : null) : null,
       s.state === 'queued' && s.reason ? h('div', { class: 'wb-muted wb-reason' }, s.reason) : null,
       h('div', { class: 'wb-actions' },
         button('Renew', 'Renew the lease for another TTL', () => void this._act(() => api.renewSlice(s.id))),
         button('Release', 'Give this slice back', () => void this._act(() => api.releaseSlice(s.id)), 'wb-danger'))
     );
+  }
+
+  /** The auto-renew switch: while on, the sidebar renews the slice as long as JupyterLab is open. */
+  private _autoRenew(s: ILease): HTMLElement {
+    const box = h('input', { type: 'checkbox', name: 'auto-renew' }) as HTMLInputElement;
+    box.checked = this.model.autoRenew(s.id);
+    box.addEventListener('change', () => this.model.setAutoRenew(s.id, box.checked));
+    return h('label', {
+      class: 'wb-auto-renew',
+      title: 'Renew this slice before it expires, as long as JupyterLab is open'
+    }, box, ' auto-renew');
   }
 
   private _renderJobs(): void {

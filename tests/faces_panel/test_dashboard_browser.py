@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,8 @@ def submit_job(page, path: Path, *, framework: str = "PyTorch", profile: bool = 
     form.locator("input[type=text]").first.fill(str(path))
     form.locator("select").first.select_option(label=framework)
     if profile:
-        form.locator("input[type=checkbox]").check()
+        form.get_by_text("capture a profile").click()  # the words tick the box
+        assert form.locator("input[type=checkbox]").is_checked()
     form.get_by_role("button", name="Submit job").click()
     link = page.locator(".wb-submitted code")
     link.wait_for()
@@ -150,7 +152,11 @@ def test_kernels_page_checks_a_kernel_and_draws_the_roofline(dashboard, page) ->
     choose_option(form.nth(0), "softmax")
     choose_option(form.nth(1), "triton")
     page.get_by_role("button", name="Check against reference").click()
-    page.locator(".wb-check-verdict", has_text="softmax").wait_for(timeout=120_000)
+    verdict = page.locator(".wb-check-verdict", has_text="softmax")
+    verdict.wait_for(timeout=120_000)
+    # skipped cases are counted apart, with their reason, never as passes
+    assert re.search(r"\d+ passed(, \d+ skipped \(.+\))?$", verdict.inner_text()), verdict.inner_text()
+    assert "all" not in verdict.inner_text()
     page.locator(".wb-kernel-results .tabulator-row", has_text="softmax").first.wait_for()
     shot(page, "kernels")
 
@@ -169,6 +175,10 @@ def test_a_failed_job_shows_its_error_and_traceback(dashboard, page, tmp_path) -
     assert "Traceback" in error.inner_text()
     assert "load_batch" in error.inner_text()
     shot(page, "job-failed")
+    page.locator(".bk-tab", has_text="Profile").click()
+    no_profile = page.locator(".wb-no-profile", has_text="capture a profile")
+    no_profile.wait_for()
+    assert "profile=True" not in no_profile.inner_text()  # the dashboard's words, not the Python API's
     page.goto(dashboard.url + "?page=jobs")
     row = page.locator(".wb-jobs-table .tabulator-row", has_text=job_id)
     row.wait_for()

@@ -78,6 +78,35 @@ def test_slice_form_requests_and_shows_a_refusal(wb) -> None:
     assert "Request refused" in form.status.value and "100000" in form.status.value
 
 
+def test_slice_form_keeps_its_lease_alive_while_open(tmp_path) -> None:
+    """The notebook face follows the keep-alive rule: renewed while the form is open and
+    auto-renew is ticked; unticked, or the form closed, the lease expires one TTL later."""
+    from workbench import Workbench
+    from workbench.widgets import SliceRequestForm
+
+    ttl_s = 3.0
+    with Workbench(home=tmp_path / "ttl", lease_ttl_s=ttl_s) as bench:
+        form = SliceRequestForm(bench)
+        form.request()
+        lease = form.wait(timeout=30)
+        assert "expires" in form.status.value and form.auto_renew.value
+        time.sleep(ttl_s + 1)  # past the first expiry: only renewals keep it
+        bench.slices.sweep()
+        assert lease.refresh().state == "active"
+        form.auto_renew.value = False
+        time.sleep(ttl_s + 0.5)
+        bench.slices.sweep()
+        assert lease.refresh().state == "expired"
+
+        closing = SliceRequestForm(bench)
+        closing.request()
+        held = closing.wait(timeout=30)
+        closing.close()
+        time.sleep(ttl_s + 0.5)
+        bench.slices.sweep()
+        assert held.refresh().state == "expired"
+
+
 TRAIN = """
 import workbench
 
@@ -186,12 +215,12 @@ def test_pyproject_registers_the_launcher_entry_point() -> None:
 
 def test_dashboard_identity_is_the_jupyterhub_user(monkeypatch, tmp_path) -> None:
     from workbench import Workbench
-    from workbench.app.layout import nav
+    from workbench.app.layout import nav_html
 
     monkeypatch.setenv("JUPYTERHUB_USER", "a@b")
     bench = Workbench(home=tmp_path / "hub")
     assert bench.user == "a@b"
-    assert "a@b" in nav("fleet", bench.user).object
+    assert "a@b" in nav_html("fleet", bench.user)
 
 
 def test_loss_plot_sends_only_changed_series() -> None:
@@ -208,17 +237,41 @@ def test_loss_plot_sends_only_changed_series() -> None:
     assert plot.steps == [0.0, 1.0, 2.0] and "3 steps, last 0.5" in repr(plot)
 
 
-def test_dashboard_keeps_its_leases_alive_and_only_those(tmp_path) -> None:
+def test_a_dashboard_tab_renews_my_slices_while_open_and_stops_when_closed(tmp_path) -> None:
+    """The keep-alive rule in a dashboard session: beats renew my live slices (not the one whose
+    auto-renew is off); after the session closes, nothing is renewed and they expire."""
     from workbench import Workbench
     from workbench.app.feed import Feed
+    from workbench.app.server import Session
 
-    with Workbench(home=tmp_path / "ttl", lease_ttl_s=1.5) as bench:
+    ttl_s = 3.0
+    with Workbench(home=tmp_path / "ttl", lease_ttl_s=ttl_s) as bench:
         kept = bench.slices.request("cpu:1", wait=False)
         left = bench.slices.request("cpu:1", wait=False)
-        feed = Feed(bench)
-        feed.keep(kept.id)
-        time.sleep(3.2)  # two TTLs: an unrenewed lease has expired by now
+        tab = Session(Feed(bench))
+        tab.keepalive.set_auto_renew(left.id, False)
+        deadline = time.monotonic() + ttl_s + 1  # past the first expiry: only renewals keep a lease
+        while time.monotonic() < deadline:
+            tab.beat()
+            time.sleep(tab.keepalive.period_s)
         bench.slices.sweep()
-        feed.close()
         assert bench.slices.get(kept.id).state == "active"
         assert bench.slices.get(left.id).state == "expired"
+        tab.close()
+        time.sleep(ttl_s + 0.5)
+        tab.beat()
+        bench.slices.sweep()
+        assert bench.slices.get(kept.id).state == "expired"
+
+
+def test_the_kernels_verdict_counts_skips_apart_with_their_reasons() -> None:
+    from types import SimpleNamespace
+
+    from workbench.app.pages.kernels import verdict_html
+
+    results = [SimpleNamespace(ok=True, skipped_reason=None)] * 10 + \
+        [SimpleNamespace(ok=None, skipped_reason="bfloat16 is not run by the Triton interpreter")] * 5
+    text = verdict_html(results)
+    assert "10 passed, 5 skipped" in text and "(bfloat16 is not run by the Triton interpreter ×5)" in text
+    assert "all" not in text and "failed" not in verdict_html(results)
+    assert verdict_html([*results, SimpleNamespace(ok=False, skipped_reason=None)]).count("1 failed") == 1

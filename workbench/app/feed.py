@@ -35,9 +35,6 @@ class Feed:
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
-        self._kept: set[str] = set()
-        self._keeper: threading.Thread | None = None
-        self._stop = threading.Event()
 
     def _cached(self, key: str, noun: str, read: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -59,33 +56,6 @@ class Feed:
         """Forget cached answers, after this server changed something (a request, a cancel)."""
         with self._lock:
             self._cache.clear()
-
-    def keep(self, lease_id: str) -> None:
-        """Renew a lease requested from the dashboard while this server runs, as a notebook kernel would.
-
-        A browser tab cannot heartbeat once it is closed, so the server does it for the leases
-        its users asked for here; releasing the lease (or its ending) stops the renewals.
-        """
-        with self._lock:
-            self._kept.add(lease_id)
-            if self._keeper is None:
-                self._keeper = threading.Thread(target=self._renew_loop, name="workbench-dashboard-renew", daemon=True)
-                self._keeper.start()
-
-    def _renew_loop(self) -> None:
-        period_s = max(1.0, float(self.wb.settings.lease_ttl_s) / 3)
-        while not self._stop.wait(period_s):
-            with self._lock:
-                kept = list(self._kept)
-            for lease_id in kept:
-                try:
-                    self.wb.slices.renew(lease_id)
-                except Exception:  # released, expired or gone: nothing more to keep
-                    with self._lock:
-                        self._kept.discard(lease_id)
-
-    def close(self) -> None:
-        self._stop.set()
 
     def service(self, noun: str) -> Any:
         """The noun's service, or `Unavailable` when it cannot be loaded."""

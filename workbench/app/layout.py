@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 import panel as pn
+from panel.theme import Fast
 
 from workbench.widgets.render import CSS
 
@@ -29,6 +29,20 @@ DASHBOARD_CSS = CSS + """
   padding:10px;border-radius:6px;white-space:pre-wrap;max-height:420px;overflow:auto;margin:0}
 """
 
+
+class OfflineFast(Fast):
+    """Panel's Fast design without its Google-hosted font: the dashboard asks nothing of the internet.
+
+    Panel finds a design's bundled files by the class's name, so this one keeps the name `Fast`.
+    """
+
+    _resources = {key: value for key, value in Fast._resources.items() if key != "font"}
+
+
+OfflineFast.__name__ = OfflineFast.__qualname__ = "Fast"
+
+
+LOCAL_FONTS = "system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', sans-serif"
 STATIC_ROUTE = "wb-static"
 STATIC_DIR = Path(__file__).with_name("static")
 _configured = False
@@ -51,29 +65,31 @@ def configure() -> None:
     _configured = True
 
 
-def nav(active: str, user: str) -> pn.pane.HTML:
+def nav_html(active: str, user: str) -> str:
     links = "".join(
         f"<a href='?page={key}' class='{'active' if key == active else ''}' data-page='{key}'>{label}</a>"
         for key, label in PAGES
     )
-    return pn.pane.HTML(
-        f"<nav class='wb-nav'>{links}</nav><div class='wb-who'>signed in as <b class='wb-user'>"
-        f"{html.escape(user)}</b></div>",
-        sizing_mode="stretch_width",
-    )
+    return (f"<nav class='wb-nav'>{links}</nav><div class='wb-who'>signed in as <b class='wb-user'>"
+            f"{html.escape(user)}</b></div>")
 
 
-def frame(title: str, active: str, user: str, body: list[Any]) -> pn.template.FastListTemplate:
+def frame(nav: pn.pane.HTML, heading: pn.pane.HTML, body: pn.Column) -> pn.template.FastListTemplate:
+    """The template around a session's pages; `nav`, `heading` and `body` change in place on navigation."""
     template = pn.template.FastListTemplate(
         title="Workbench",
         header_background="#0b5394",
         accent_base_color="#0b5394",
-        sidebar=[nav(active, user)],
+        sidebar=[nav],
         sidebar_width=230,
-        main=[pn.pane.HTML(f"<h2 style='margin:4px 0 0 0'>{html.escape(title)}</h2>", sizing_mode="stretch_width"),
-              *body],
+        main=[heading, body],
         theme_toggle=False,
+        font_url="",
+        font=LOCAL_FONTS,
+        design=OfflineFast,
         main_layout=None,
     )
-    template.config.js_files["wb_reconnect"] = f"{STATIC_ROUTE}/reconnect.js"  # relative: prefix-safe
+    # relative paths: prefix-safe
+    template.config.js_files["wb_reconnect"] = f"{STATIC_ROUTE}/reconnect.js"
+    template.config.js_files["wb_navigate"] = f"{STATIC_ROUTE}/navigate.js"
     return template

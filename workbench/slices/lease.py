@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from workbench.records import ServiceRecord, as_utc, html_card, html_table
+from workbench.slices.keepalive import renew_due_at
 
 if TYPE_CHECKING:
     from workbench.slices.service import SliceService
@@ -44,6 +45,7 @@ class Lease(ServiceRecord):
     granted_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
     idle_at: dt.datetime | None = None
+    renew_at: dt.datetime | None = None  # when a face that shows it renews it (workbench.slices.keepalive)
     _service: SliceService | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -55,7 +57,9 @@ class Lease(ServiceRecord):
             priority=row.priority, env={str(k): str(v) for k, v in (row.env or {}).items()}, reason=row.reason,
             queue_position=row.queue_position, created_at=as_utc(row.created_at), expires_at=as_utc(row.expires_at),
             spec=str((row.request or {}).get("spec", "")), ttl_s=row.ttl_s, granted_at=as_utc(row.granted_at),
-            ended_at=as_utc(row.ended_at), idle_at=as_utc(row.idle_at), _service=service,
+            ended_at=as_utc(row.ended_at), idle_at=as_utc(row.idle_at),
+            renew_at=renew_due_at(as_utc(row.expires_at), row.ttl_s) if row.state in LIVE_STATES else None,
+            _service=service,
         )
 
     # -- state --------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from workbench.inventory.catalog import lookup
 from workbench.inventory.devices import Device, Inventory
 from workbench.records import as_utc
+from workbench.slices.keepalive import KeepAlive
 from workbench.slices.lease import LIVE_STATES, Lease, LeaseList
 from workbench.slices.placement import (
     DEFAULT_POLICY,
@@ -739,6 +740,10 @@ class SliceService:
             row.heartbeat_at = now
             row.expires_at = now + dt.timedelta(seconds=row.ttl_s)
             return Lease.from_row(row, self)
+
+    def keep_alive(self) -> KeepAlive:
+        """The renewals of one open face (a dashboard tab): it renews the leases it shows while open."""
+        return KeepAlive(self, self._clock)
 
     def release(self, lease_id: str) -> Lease:
         """Give the slice back. Idempotent: releasing an ended lease returns it unchanged."""

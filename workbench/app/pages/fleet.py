@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import panel as pn
@@ -20,14 +20,19 @@ from workbench.widgets.render import (
 )
 from workbench.widgets.slice_form import lease_status_html
 
-_LEASE_COLUMNS = ["id", "kind", "what", "device", "state", "queue", "reason", "expires"]
+if TYPE_CHECKING:
+    from workbench.slices.keepalive import KeepAlive
+
+_LEASE_COLUMNS = ["id", "kind", "what", "device", "state", "queue", "reason", "expires", "auto-renew"]
+NO_SLICES = ("You hold no slices. Request one above: it stays yours while this page is open (auto-renew renews it "
+             "before it expires) or until you release it. A job can also ask for its own slice on the Job queue page.")
 
 
 def _cores(n: float) -> str:
     return f"{n:g} core" + ("" if n == 1 else "s")
 
 
-def _lease_row(lease: Any) -> dict[str, Any]:
+def _lease_row(lease: Any, keepalive: KeepAlive | None = None) -> dict[str, Any]:
     kind = getattr(lease, "kind", None)
     what = {
         "mig": getattr(lease, "profile", None),
@@ -42,7 +47,9 @@ def _lease_row(lease: Any) -> dict[str, Any]:
         "state": getattr(lease, "state", None),
         "queue": getattr(lease, "queue_position", None) or "",
         "reason": getattr(lease, "reason", None) or "",
-        "expires": expires.strftime("%H:%M:%S") if expires is not None else "",
+        "expires": expires.strftime("%H:%M:%S UTC") if expires is not None else "",
+        "auto-renew": (("on (click to turn off)" if keepalive.auto_renew(lease.id) else "off (click to turn on)")
+                       if keepalive is not None else ""),
     }
 
 
@@ -113,7 +120,6 @@ class SliceForm(param.Parameterized):
             self.status.object = error_html("Request refused", str(exc))
         else:
             self.status.object = lease_status_html(lease)
-            self.feed.keep(lease.id)
         finally:
             self.pending = False
             self.submit.disabled = False
@@ -142,25 +148,35 @@ class SliceForm(param.Parameterized):
 class FleetPage(param.Parameterized):
     """The fleet drawing, my slices (with release) and the request form; refreshed every second."""
 
-    def __init__(self, feed: Feed, **params: Any) -> None:
+    def __init__(self, feed: Feed, keepalive: KeepAlive | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.feed = feed
+        self.keepalive = keepalive
         self.drawing = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-fleet-pane"])
         self.notice = pn.pane.HTML("", sizing_mode="stretch_width")
         self.mine = pn.widgets.Tabulator(
             pd.DataFrame(columns=_LEASE_COLUMNS, dtype=object), show_index=False, disabled=True, sizing_mode="stretch_width",
             buttons={"release": "<span class='wb-release' title='Release this slice'>Release</span>"},
             layout="fit_data_stretch", css_classes=["wb-my-slices"],
+            hidden_columns=[] if keepalive is not None else ["auto-renew"],
+            header_tooltips={"auto-renew": "While this page is open it renews the slice before it expires; click to turn it on or off",
+                             "expires": "The lease ends then unless renewed"},
         )
+        self.empty = pn.pane.HTML(f"<div class='wb-empty wb-no-slices'>{esc(NO_SLICES)}</div>", sizing_mode="stretch_width",
+                                  visible=False)
         self.mine.on_click(self._clicked)
         self.form = SliceForm(feed, on_change=self.refresh)
         self._last_html = ""
         self.refresh()
 
     def _clicked(self, event: Any) -> None:
+        lease_id = self.mine.value.iloc[event.row]["id"]
+        if event.column == "auto-renew" and self.keepalive is not None:
+            self.keepalive.set_auto_renew(lease_id, not self.keepalive.auto_renew(lease_id))
+            self.refresh()
+            return
         if event.column != "release":
             return
-        lease_id = self.mine.value.iloc[event.row]["id"]
         try:
             self.feed.wb.slices.release(lease_id)
         except Exception as exc:
@@ -185,11 +201,13 @@ class FleetPage(param.Parameterized):
         mine = self.feed.my_leases()
         if not isinstance(mine, Unavailable):
             self.form.show_waiting(mine)
-            frame = pd.DataFrame([_lease_row(lease) for lease in mine
+            frame = pd.DataFrame([_lease_row(lease, self.keepalive) for lease in mine
                                   if getattr(lease, "state", None) in HOLDING_STATES | WAITING_STATES],
                                  columns=_LEASE_COLUMNS, dtype=object)
             if not frame.equals(self.mine.value):
                 self.mine.value = frame
+            self.empty.visible = frame.empty
+            self.mine.visible = not frame.empty
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
@@ -197,6 +215,7 @@ class FleetPage(param.Parameterized):
             self.drawing,
             self.form,
             pn.pane.HTML("<h3 style='margin:8px 0 0 0'>My slices</h3>"),
+            self.empty,
             self.mine,
             sizing_mode="stretch_width",
         )

@@ -21,6 +21,8 @@ from workbench.widgets.render import (
 )
 
 LOG_TAIL_LINES = 200
+NO_PROFILE = ("This job captured no profile. To see where its time goes, submit it again from the Job queue page "
+              "with \u201ccapture a profile\u201d ticked (from a terminal: workbench jobs run SCRIPT --profile).")
 
 
 def find_profile_id(wb: Any, job: Any) -> str | None:
@@ -159,7 +161,7 @@ class JobPage(param.Parameterized):
             self.profile.object = (
                 "<div class='wb-empty'>Waiting for the job's profile to be registered…</div>"
                 if getattr(job, "profile", False) and self._ended_ticks < 60 else
-                "<div class='wb-empty'>This job captured no profile (submit with profile=True).</div>"
+                f"<div class='wb-empty wb-no-profile'>{esc(NO_PROFILE)}</div>"
             )
             return False
         self.profile.object = (

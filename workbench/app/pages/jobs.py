@@ -19,6 +19,7 @@ from workbench.widgets.job import elapsed_s
 from workbench.widgets.render import TERMINAL_JOB_STATES, duration, error_html
 
 PAGE_SIZE = 25
+PROFILE_LABEL = "capture a profile"
 COLUMNS = ["id", "name", "owner", "state", "slice", "submitted", "started", "duration", "error"]
 
 
@@ -109,7 +110,10 @@ class SubmitForm(param.Parameterized):
         self.framework = pn.widgets.Select(label="Framework", options={"none": "", "PyTorch": "torch", "JAX": "jax"},
                                            width=120)
         self.slice = pn.widgets.Select(label="Slice", options={"new CPU slice": "cpu"}, width=260)
-        self.profile = pn.widgets.Checkbox(label="capture a profile", value=False, margin=(30, 10, 10, 10))
+        # A check box group of one: Bokeh's Checkbox draws its label beside the box, not as a <label>,
+        # so a click on the words would not tick it; the group's options are real <label>s.
+        self.profile = pn.widgets.CheckBoxGroup(options=[PROFILE_LABEL], value=[], margin=(30, 10, 10, 10),
+                                                css_classes=["wb-profile-choice"])
         self.submit = pn.widgets.Button(label="Submit job", button_type="primary", width=130, margin=(26, 10, 10, 10))
         self.status = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-submit-status"])
         self.submit.on_click(self._submit)
@@ -135,7 +139,7 @@ class SubmitForm(param.Parameterized):
             return
         try:
             job = self.feed.wb.jobs.submit(path, slice=self.slice.value, framework=self.framework.value or None,
-                                           name=self.job_name.value or None, profile=self.profile.value)
+                                           name=self.job_name.value or None, profile=PROFILE_LABEL in self.profile.value)
         except Exception as exc:  # a bad path, a slice that ended: the facade's message, in the form
             self.status.object = error_html("Job not submitted", str(exc))
             return

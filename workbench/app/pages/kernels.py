@@ -39,6 +39,25 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def verdict_html(results: list[Any]) -> str:
+    """"10 passed, 5 skipped (why)": a skipped case is neither a pass nor a failure, and says why."""
+    passed = sum(1 for r in results if r.ok is True)
+    failed = sum(1 for r in results if r.ok is False)
+    skipped = [r for r in results if r.ok is None]
+    parts = [f"{passed} passed"]
+    if failed:
+        parts.insert(0, f"{failed} failed")
+    if skipped:
+        reasons: dict[str, int] = {}
+        for r in skipped:
+            reason = getattr(r, "skipped_reason", None) or "no reason given"
+            reasons[reason] = reasons.get(reason, 0) + 1
+        why = "; ".join(f"{esc(reason)}" + (f" ×{n}" if n > 1 else "") for reason, n in reasons.items())
+        parts.append(f"{len(skipped)} skipped <span class='wb-skip-why'>({why})</span>")
+    color = "#c53030" if failed else ("#2f855a" if passed else "#4a5568")
+    return f"<b style='color:{color}'>{', '.join(parts)}</b>"
+
+
 def roofline_pane(wb: Any, device: str, dtype: str) -> pn.viewable.Viewable:
     try:
         figure = roofline_figure(wb, device, dtype)
@@ -104,10 +123,8 @@ class KernelsPage(param.Parameterized):
         except Exception as exc:
             self.check_status.object = error_html(f"Check of {name} ({backend}) failed to run", str(exc))
         else:
-            failed = [r for r in results if r.ok is False]
-            verdict = (f"<b style='color:#2f855a'>all {len(results)} cases passed</b>" if not failed else
-                       f"<b style='color:#c53030'>{len(failed)} of {len(results)} cases failed</b>")
-            self.check_status.object = f"<div class='wb-check-verdict'>{esc(name)} ({esc(backend)}): {verdict}</div>"
+            self.check_status.object = (f"<div class='wb-check-verdict'>{esc(name)} ({esc(backend)}): "
+                                        f"{verdict_html(results)}</div>")
         finally:
             self.check.disabled = False
             self.refresh()

@@ -37,6 +37,23 @@ def _tall(fig: Any, min_height: int = 300) -> Any:
     return fig
 
 
+NO_PROFILES = ("No profiles yet. Tick \u201ccapture a profile\u201d when you submit a job on the Job queue page, "
+               "or load a trace file (workbench profiles summary TRACE, or wb.profiles.load(path) in a notebook).")
+NO_OTHER_PROFILE = ("There is no other profile to compare with yet. Run the job again with \u201ccapture a profile\u201d "
+                    "ticked (say after a change), then compare the two runs here.")
+NO_GPU_KERNELS = ("This trace has no GPU kernels: it was captured on the CPU (or the GPU ran nothing), so there is no "
+                  "kernel to rank. The Timeline tab shows where the CPU time went; a job run on a GPU slice with "
+                  "\u201ccapture a profile\u201d ticked records its kernels.")
+
+
+def top_kernels(profile: Any) -> pn.viewable.Viewable:
+    """The kernel table and chart, or why there are none (a CPU-only trace)."""
+    kernels = profile.kernels()
+    if kernels.empty:
+        return pn.pane.HTML(f"<div class='wb-empty wb-no-kernels'>{esc(NO_GPU_KERNELS)}</div>", sizing_mode="stretch_width")
+    return pn.Column(show(kernels.head(50)), pn.pane.Bokeh(profile.plot("kernels")), sizing_mode="stretch_width")
+
+
 def profile_row(p: Any) -> dict[str, Any]:
     created = getattr(p, "created_at", None)
     return {
@@ -69,8 +86,7 @@ class ProfilesPage(param.Parameterized):
             css_classes=["wb-profiles-table"],
         )
         if not rows:
-            self.body.append(pn.pane.HTML("<div class='wb-empty'>No profiles yet: submit a job with profile=True, "
-                                          "or load a trace with wb.profiles.load(path).</div>"))
+            self.body.append(pn.pane.HTML(f"<div class='wb-empty wb-no-profiles'>{esc(NO_PROFILES)}</div>"))
         self.body.append(table)
         if profile_id:
             self.body.append(self._profile(profile_id, compare_id, [r["id"] for r in rows]))
@@ -86,8 +102,7 @@ class ProfilesPage(param.Parameterized):
         tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_width", css_classes=["wb-profile-tabs"])
         views = (
             ("Summary", lambda: pn.pane.HTML(profile._repr_html_(), sizing_mode="stretch_width")),
-            ("Top kernels", lambda: pn.Column(show(profile.kernels().head(50)), pn.pane.Bokeh(profile.plot("kernels")),
-                                              sizing_mode="stretch_width")),
+            ("Top kernels", lambda: top_kernels(profile)),
             ("Timeline", lambda: pn.Column(pn.pane.Bokeh(_tall(profile.timeline(browser_max_events=browser_max)),
                                                          sizing_mode="stretch_width"),
                                            sizing_mode="stretch_width", css_classes=["wb-timeline"])),
@@ -99,13 +114,21 @@ class ProfilesPage(param.Parameterized):
                 tabs.append((label, pn.pane.HTML(error_html(f"{label} unavailable", f"{type(exc).__name__}: {exc}"),
                                                  sizing_mode="stretch_width")))
         others = [i for i in ids if i != profile_id]
-        picker = pn.widgets.Select(label="Compare with", options=[""] + others, value=compare_id or "", width=260)
+        picker = pn.widgets.Select(label="Compare with", options=[""] + others, value=compare_id or "", width=260,
+                                   disabled=not others)
         compare_pane = pn.Column(sizing_mode="stretch_width", css_classes=["wb-compare"])
 
         def compare(*_: Any) -> None:
             other = picker.value
             compare_pane.clear()
+            if not others:
+                compare_pane.append(pn.pane.HTML(f"<div class='wb-empty wb-no-compare'>{esc(NO_OTHER_PROFILE)}</div>",
+                                                 sizing_mode="stretch_width"))
+                return
             if not other:
+                compare_pane.append(pn.pane.HTML("<div class='wb-empty'>Choose a profile above to see what got "
+                                                 "slower, faster, appeared or vanished against this one.</div>",
+                                                 sizing_mode="stretch_width"))
                 return
             try:
                 result = service.compare(profile_id, other)
