@@ -13,9 +13,13 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+# Everything the CLI prints may hold user text (a spec, a path, a line of a file, a job's error):
+# no rich markup (`[/]` would raise, `[red]x[/red]` would vanish), no `:x:` emoji codes and no
+# highlighting, so it is printed as written. Styles come from `Text` objects, never from markup.
+console = Console(markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 def get_workbench(**overrides: Any) -> Any:
@@ -56,6 +60,16 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *, limit: int |
         console.print(f"… {len(rows) - limit:,} more rows (use --json for all)")
 
 
+def labelled(label: str, style: str, message: str) -> Text:
+    """`label: message` with only the label styled; the message is printed literally."""
+    return Text.assemble((f"{label}:", style), " ", message)
+
+
+def print_error(message: str) -> None:
+    """One line on stderr: `error: message`, the message literal and unwrapped."""
+    err_console.print(labelled("error", "bold red", message), soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    print_error(message)
     raise typer.Exit(code)

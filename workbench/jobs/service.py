@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import os
 import queue
-import re
 import socket
 import threading
 import time
@@ -58,6 +57,7 @@ from workbench.jobs.job import (
 from workbench.records import as_utc
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.jobs import JobEventRow, JobRow
+from workbench.units import parse_duration_s
 
 if TYPE_CHECKING:
     from workbench.api import Workbench
@@ -70,26 +70,9 @@ _DB_POLL_S = 0.5
 _LEASE_CHECK_S = 2.0
 _SCHEDULER_LOST_AFTER_S = 3.0
 _LEASE_RECHECK_S = 1.0
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_DURATION_UNITS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
 def parse_duration(value: float | str | dt.timedelta | None, what: str) -> float | None:
-    """Seconds from `30`, `"90s"`, `"5m"`, `"8h"` or a timedelta; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        m = _DURATION_RE.match(str(value))
-        if not m:
-            raise InvalidRequest(f"{what} {value!r} is not a duration; use seconds (30) or a string such as '90s', '5m', '8h'")
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    if seconds <= 0:
-        raise InvalidRequest(f"{what} must be more than 0 seconds, not {value!r}")
-    return seconds
+    """Seconds from `30`, `"90s"`, `"5m"`, `"8h"` or a timedelta (the grammar of `workbench.units`); None stays None."""
+    return None if value is None else parse_duration_s(value, what)
 
 
 def _driver_id() -> str:

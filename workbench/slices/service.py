@@ -42,7 +42,8 @@ from workbench.slices.placement import (
     Task,
     make_policy,
 )
-from workbench.slices.spec import SliceSpec, parse_memory, parse_spec
+from workbench.slices.spec import SliceSpec, parse_spec
+from workbench.units import parse_size_bytes
 from workbench.store.engine import DriverStatement
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.slices import LeaseEventRow, LeaseRow
@@ -607,15 +608,9 @@ class SliceService:
         parsed = parse_spec(spec)
         host_mib = 0
         if memory_bytes is not None:
-            value = parse_memory(memory_bytes) if isinstance(memory_bytes, str) else int(memory_bytes)
-            if value is None or value <= 0:
-                raise InvalidRequest(f"memory_bytes={memory_bytes!r} is not a memory size such as 8GiB")
-            host_mib = math.ceil(value / MIB)
-        if isinstance(min_memory_bytes, str):
-            parsed_min = parse_memory(min_memory_bytes)
-            if parsed_min is None:
-                raise InvalidRequest(f"min_memory_bytes={min_memory_bytes!r} is not a memory size such as 40GiB")
-            min_memory_bytes = parsed_min
+            host_mib = math.ceil(parse_size_bytes(memory_bytes, "memory_bytes") / MIB)
+        if isinstance(min_memory_bytes, (str, int)):
+            min_memory_bytes = parse_size_bytes(min_memory_bytes, "min_memory_bytes")
         if isinstance(models, str):
             models = [models]
         if policy is not None:
