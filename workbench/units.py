@@ -123,3 +123,33 @@ def parse_size_bytes(value: int | str, what: str = "size") -> int:
 def format_size_bytes(size: int) -> str:
     """The canonical form of a size: whole bytes and the unit, e.g. `"1073741824B"`."""
     return f"{size}B"
+
+
+MAX_NAME_CHARS = 200  # the store's name columns (owner, project, job name) are VARCHAR(200)
+MAX_PRIORITY = 10**6
+MAX_RETRIES = 100
+
+
+def check_name(value: str, what: str) -> str:
+    """A project, owner or job name: non-empty text of at most `MAX_NAME_CHARS` characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{what} must be a non-empty string, not {echo(value)}")
+    if len(value) > MAX_NAME_CHARS:
+        raise InvalidRequest(f"{what} {echo(value)} is too long: at most {MAX_NAME_CHARS} characters")
+    return value
+
+
+def check_priority(value: int, what: str = "priority") -> int:
+    """A whole number within ±`MAX_PRIORITY`: enough levels for any policy, and inside every integer column."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{what} must be a whole number, not {echo(value)}")
+    if not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise InvalidRequest(f"{what} {echo(str(value))} is out of range: from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}")
+    return value
+
+
+def check_retries(value: int) -> int:
+    """A whole number of retries from 0 to `MAX_RETRIES`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise InvalidRequest(f"retries must be a whole number from 0 to {MAX_RETRIES}, not {echo(str(value))}")
+    return value

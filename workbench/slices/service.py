@@ -43,7 +43,7 @@ from workbench.slices.placement import (
     make_policy,
 )
 from workbench.slices.spec import SliceSpec, parse_spec
-from workbench.units import parse_size_bytes
+from workbench.units import check_name, check_priority, parse_size_bytes
 from workbench.store.engine import DriverStatement
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.slices import LeaseEventRow, LeaseRow
@@ -520,6 +520,16 @@ class SliceService:
         return dict(quotas.get(f"{scope}:{name}", quotas.get(f"{scope}:*", {})))
 
     # -- validation: requests that can never be met -------------------------------------------
+    def check(self, spec: str | float) -> SliceSpec:
+        """Parse `spec` and check it against this fleet as `request` does, leasing nothing.
+
+        A job that names a slice this fleet can never grant (`1g.10gb` on a machine without a GPU)
+        is refused when it is submitted, not 0.2 s later when it asks for the slice.
+        """
+        parsed = parse_spec(spec)
+        self._validate(Request(parsed, cpu_milli=parsed.cpu_milli))
+        return parsed
+
     def _validate(self, req: Request) -> None:
         inv = self.inventory
         kind = req.spec.kind
@@ -604,7 +614,10 @@ class SliceService:
         """
         # `owner` lets a trusted face (the Jupyter server, the jobs scheduler) request for the user
         # it acts for; acting on an existing lease is what ownership guards (renew, release).
-        owner = owner or self.wb.user
+        owner = check_name(owner or self.wb.user, "owner")
+        if project is not None:
+            check_name(project, "project")
+        check_priority(priority)
         parsed = parse_spec(spec)
         host_mib = 0
         if memory_bytes is not None:

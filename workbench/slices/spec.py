@@ -53,7 +53,8 @@ def parse_spec(spec: str | float) -> SliceSpec:
     if isinstance(spec, bool) or not isinstance(spec, (str, int, float)):
         raise InvalidRequest(f"slice spec {echo(spec)} is not valid; {SPEC_HELP}")
     if isinstance(spec, int):
-        return _fraction(Decimal(spec), str(spec))
+        digits = str(spec)
+        return _fraction(Decimal(spec), digits if len(digits) <= 20 else f"{digits[:19]}… ({len(digits):,} digits)")
     if isinstance(spec, float):
         if not math.isfinite(spec):
             raise InvalidRequest(f"GPU fraction {spec!r} is not a finite number; {SPEC_HELP}")
@@ -120,12 +121,12 @@ def _whole(low: str) -> SliceSpec:
 def _fraction(value: Decimal, text: str) -> SliceSpec:
     if value <= 0 or value > 1:
         raise InvalidRequest(
-            f"GPU fraction {echo(text)} is not valid: a fraction must be more than 0 and at most 1 "
+            f"GPU fraction {text} is not valid: a fraction must be more than 0 and at most 1 "
             "(e.g. 0.25); for several GPUs ask for gpu:N"
         )
     milli = _milli(value)
     if milli >= 1000:  # 1, or so close to it that the grant rounds up to a whole GPU
         return SliceSpec(kind="whole", text=text, gpu_count=1, gpu_milli=1000)
     if milli < MIN_GPU_MILLI:
-        raise InvalidRequest(f"GPU fraction {echo(text)} is below the smallest grant, 0.01 of a GPU")
+        raise InvalidRequest(f"GPU fraction {text} is below the smallest grant, 0.01 of a GPU")
     return SliceSpec(kind="fraction", text=text, gpu_milli=milli)
