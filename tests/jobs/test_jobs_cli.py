@@ -94,3 +94,19 @@ def test_run_without_wait_is_detached_and_can_be_cancelled(home: Path, tmp_path:
     assert json.loads(cancelled.stdout)["state"] == "cancelled"
     followed = _cli(home, "jobs", "logs", job_id, "-f", timeout=30)  # returns: the job has ended
     assert "step 3" in followed.stdout
+
+
+@pytest.mark.parametrize("wait", [["--wait"], []])
+def test_a_slice_the_fleet_can_never_grant_is_refused_at_submit(tmp_path: Path, wait: list[str]) -> None:
+    fleet = tmp_path / "t4.toml"
+    fleet.write_text('[[nodes]]\nname = "t4"\ngpus = 1\nmodel = "T4"\n')
+    script = tmp_path / "hello.py"
+    script.write_text("print('hello')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(WORKBENCH_HOME=str(tmp_path / "home"), WORKBENCH_FLEET=str(fleet))
+    result = subprocess.run([sys.executable, "-m", "workbench", "jobs", "run", str(script), "--slice", "1g.10gb", *wait],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "1g.10gb is not a MIG profile of T4 (no MIG)" in result.stderr and "submitted" not in result.stdout + result.stderr
+    listed = subprocess.run([sys.executable, "-m", "workbench", "jobs", "list", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert json.loads(listed.stdout) == []

@@ -722,7 +722,7 @@ class SliceService:
             row = s.get(LeaseRow, lease_id)
             if row is None:
                 raise NotFound(f"no lease {lease_id!r}; see wb.slices.list()")
-            return Lease.from_row(row, self)
+            return Lease.from_row(row, self, now=self._clock())
 
     def list(self, owner: str | None = None, all_users: bool = False, include_ended: bool = False) -> LeaseList:
         """Leases of `owner` (default: you), or everyone's with `all_users=True`; live and queued unless `include_ended`."""
@@ -731,8 +731,9 @@ class SliceService:
             q = q.where(LeaseRow.owner == (owner or self.wb.user))
         if not include_ended:
             q = q.where(LeaseRow.state.in_((*LIVE_STATES, "queued")))
+        now = self._clock()
         with self.wb.store.session() as s:
-            return LeaseList(Lease.from_row(r, self) for r in s.scalars(q).all())
+            return LeaseList(Lease.from_row(r, self, now=now) for r in s.scalars(q).all())
 
     def renew(self, lease_id: str) -> Lease:
         """Heartbeat: the lease now expires one TTL from now. Ended leases cannot be renewed."""

@@ -104,7 +104,7 @@ def _cpu(low: str) -> SliceSpec:
     if cores > MAX_CPU_CORES:
         raise InvalidRequest(f"CPU slice {echo(low)}: {raw} cores is more than any node has (at most {MAX_CPU_CORES:,})")
     milli = _milli(cores)
-    if milli < MIN_CPU_MILLI:
+    if cores * 1000 < MIN_CPU_MILLI:
         raise InvalidRequest(f"CPU slice {echo(low)}: the number of cores must be more than 0 and at least 0.1 (the smallest grant)")
     return SliceSpec(kind="cpu", text=low, cpu_milli=milli)
 
@@ -125,8 +125,8 @@ def _fraction(value: Decimal, text: str) -> SliceSpec:
             "(e.g. 0.25); for several GPUs ask for gpu:N"
         )
     milli = _milli(value)
+    if value * 1000 < MIN_GPU_MILLI:
+        raise InvalidRequest(f"GPU fraction {text} is below the smallest grant, 0.01 of a GPU")
     if milli >= 1000:  # 1, or so close to it that the grant rounds up to a whole GPU
         return SliceSpec(kind="whole", text=text, gpu_count=1, gpu_milli=1000)
-    if milli < MIN_GPU_MILLI:
-        raise InvalidRequest(f"GPU fraction {text} is below the smallest grant, 0.01 of a GPU")
     return SliceSpec(kind="fraction", text=text, gpu_milli=milli)
