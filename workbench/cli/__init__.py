@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import Any
 
 import typer
+import typer.main
 
 from workbench.errors import WorkbenchError
 
@@ -40,6 +42,19 @@ def _load_commands() -> None:
 _load_commands()
 
 
+def _quiet_flags(command: Any) -> Any:
+    """Typer's help shows `<bool>` beside every flag (`--json  <bool>`), which reads as if a flag took
+    a value; an empty metavar shows nothing there. Applied to the built click command tree once."""
+    params = list(command.params)
+    help_option = command.get_help_option(typer.Context(command, info_name=command.name))
+    for param in [*params, help_option]:
+        if param is not None and getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _quiet_flags(sub)
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -47,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         args.remove("--debug")
     try:
         # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
-        code = app(args=args, prog_name="workbench", standalone_mode=False)
+        command = _quiet_flags(typer.main.get_command(app))
+        code = command.main(args=args, prog_name="workbench", standalone_mode=False)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except WorkbenchError as exc:

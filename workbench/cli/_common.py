@@ -50,9 +50,14 @@ def print_json(data: Any) -> None:
 def table(title: str, columns: list[str], rows: list[list[Any]], *, limit: int | None = 200) -> None:
     """People output: a rich table, cut at `limit` rows with a note of how many were left out."""
     t = Table(title=title, header_style="bold")
-    for c in columns:
-        t.add_column(c)
     shown = rows if limit is None else rows[:limit]
+    for i, c in enumerate(columns):
+        if c == "id" or c.endswith(("_id", " id")):
+            # ids are what the next command needs (`jobs logs ID`): never cut, other columns give way
+            widest = max((len(str(row[i])) for row in shown if row[i] is not None), default=0)
+            t.add_column(c, no_wrap=True, min_width=max(widest, len(c)))
+        else:
+            t.add_column(c, overflow="fold")
     for row in shown:
         t.add_row(*("–" if v is None else str(v) for v in row))
     console.print(t)
