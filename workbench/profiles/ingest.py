@@ -171,7 +171,8 @@ def _decode(data: bytes, label: str) -> _Trace:
                 # The Chrome format allows an unterminated JSON array (a trace cut while writing).
                 return _Trace(traceEvents=_ARRAY_DECODER.decode(data.rstrip().rstrip(b",") + b"]"))
         if head[:1] != b"{":
-            raise TraceError(f"{label} is not JSON (starts with {data[:20]!r}); expected a Chrome trace object with traceEvents")
+            # what was expected, never the file's bytes: the path may name any readable file
+            raise TraceError(f"{label} is not a JSON trace: expected a Chrome trace ('{{' with traceEvents, or a '[' event array)")
         return _DECODER.decode(data)
     except msgspec.ValidationError as exc:
         raise TraceError(f"{label}: a top-level field has the wrong type: {exc}") from None
