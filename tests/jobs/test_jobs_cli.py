@@ -138,8 +138,10 @@ def test_run_wait_shows_the_wait_for_a_slice_and_list_reports_queued_time(tmp_pa
         holder.close()
     assert proc.returncode == 0, err
     assert "hello from the job" in out and "in the queue" in err, err
-    listed = _cli(home, "jobs", "list")
-    assert "queued" in listed.stdout and "ran" in listed.stdout
+    listed = subprocess.run([sys.executable, "-m", "workbench", "jobs", "list"], capture_output=True, text=True,
+                            env={**env, "COLUMNS": "200"}, timeout=60)
+    header = next(line for line in listed.stdout.splitlines() if "created (UTC)" in line)
+    assert "queued" in header and "ran" in header, listed.stdout
     job = json.loads(_cli(home, "jobs", "list", "--json").stdout)[0]
     queued = (dt.datetime.fromisoformat(job["started_at"]) - dt.datetime.fromisoformat(job["created_at"])).total_seconds()
     assert queued >= 1.5
