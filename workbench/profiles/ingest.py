@@ -172,7 +172,7 @@ def _decode(data: bytes, label: str) -> _Trace:
                 return _Trace(traceEvents=_ARRAY_DECODER.decode(data.rstrip().rstrip(b",") + b"]"))
         if head[:1] != b"{":
             # what was expected, never the file's bytes: the path may name any readable file
-            raise TraceError(f"{label} is not a JSON trace: expected a Chrome trace ('{{' with traceEvents, or a '[' event array)")
+            raise TraceError(f"{label} is not JSON: expected a Chrome trace ('{{' with traceEvents, or a '[' event array)")
         return _DECODER.decode(data)
     except msgspec.ValidationError as exc:
         raise TraceError(f"{label}: a top-level field has the wrong type: {exc}") from None
