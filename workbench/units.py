@@ -86,7 +86,7 @@ def parse_duration_s(value: float | str | dt.timedelta, what: str = "duration") 
     if seconds < Decimal("0.001") or seconds > Decimal(repr(MAX_DURATION_S)):
         raise InvalidRequest(
             f"{what} {echo(value if isinstance(value, str) else str(value))} is out of range: "
-            f"a duration is at least 1 ms and at most {MAX_DURATION_S / 86400:g} days"
+            f"a duration must be more than 0 (at least 1 ms) and at most {MAX_DURATION_S / 86400:g} days"
         )
     return int((seconds * 1000).to_integral_value(rounding="ROUND_HALF_EVEN")) / 1000
 
