@@ -163,6 +163,7 @@ def test_a_notebook_runs_with_papermill_parameters(jobs_wb: Any, lease: Any, tmp
     assert job.state == "succeeded", job.logs()
     assert job.kind == "notebook"
     assert "notebook ran 7" in job.logs()
+    assert "IPKernelApp" not in job.logs() and "without encryption" not in job.logs()  # the kernel's noise stays out
     assert (Path(job.folder) / "output.ipynb").exists()
     assert job.metrics().sizes["step"] == 7  # the kernel process found its job through WORKBENCH_JOB_*
 
