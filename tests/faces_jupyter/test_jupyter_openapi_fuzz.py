@@ -63,7 +63,7 @@ def test_schemathesis_finds_no_server_error(server: LabServer, tmp_path: Path) -
         [
             exe, "run", str(_seeded_document(server, tmp_path)), "--url", server.api.rstrip("/"),
             "-H", f"Authorization: token {server.token}",
-            "--checks", "not_a_server_error", "--max-examples", "100", "--max-time", "90",
+            "--checks", "not_a_server_error", "--max-examples", "100", "--max-time", "100",
             "--phases", "examples,coverage,fuzzing", "--seed", "1", "--no-color",
             "--report", "ndjson", "--report-ndjson-path", str(tmp_path / "events.ndjson"),
         ],

@@ -25,3 +25,16 @@ def test_errors_about_files_do_not_quote_them(tmp_path: Path, monkeypatch: pytes
         err = capsys.readouterr().err
         assert stop.value.code == 1 and err.startswith("error:") and err.count("\n") == 1, (args, err)
         assert "20228" not in err and "root:" not in err and "nologin" not in err, (args, err)
+
+
+def test_tables_round_floats_drop_empty_columns_and_keep_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli._common import plural, table
+
+    table("jobs", ["id", "name", "energy_j", "power_w"],
+          [["job-f1234567890abcdef", "a-rather-long-job-name-" * 3, 31.499999999999996, float("nan")],
+           ["job-0000000000000000", "b", 9.497e-05, None]])
+    out = capsys.readouterr().out
+    assert "job-f1234567890abcdef" in out and "job-0000000000000000" in out
+    assert "31.5" in out and "31.49999" not in out and "9.497e-05" in out
+    assert "power_w" not in out and "nan" not in out
+    assert plural(1, "node") == "1 node" and plural(2, "node") == "2 nodes" and plural(1, "lane") == "1 lane"
