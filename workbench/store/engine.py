@@ -204,6 +204,12 @@ class Store:
         does not pass (a constraint, a missing table) is raised at once. `fn` must be safe to
         repeat: its transaction either committed or rolled back before it is tried again.
         """
+        transient = (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError)
+        try:  # the common case, without the retry machinery (this is on every job's path)
+            return fn()
+        except transient as exc:
+            if not self.is_transient(exc):
+                raise StoreUnavailable(f"{what}: database {mask_url(self.url)} failed: {_first_line(exc)}") from None
         budget_s = self.write_retry_s if retry_s is None else retry_s
 
         def note(state: tenacity.RetryCallState) -> None:
@@ -220,7 +226,7 @@ class Store:
         )
         try:
             return retrying(fn)
-        except (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
+        except transient as exc:
             raise StoreUnavailable(
                 f"{what}: database {mask_url(self.url)} failed for {budget_s:g} s: {_first_line(exc)}"
             ) from None
