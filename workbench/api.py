@@ -47,7 +47,8 @@ class Workbench:
     def store(self) -> Store:
         from workbench.store import Store
 
-        return Store(self.settings.database)
+        return Store(self.settings.database, write_retry_s=self.settings.database_retry_s,
+                     busy_timeout_s=self.settings.database_busy_timeout_s)
 
     @property
     def user(self) -> str:

@@ -54,6 +54,8 @@ class Settings(BaseModel):
     user: str = Field(default_factory=_default_user, description="Who this process acts for.")
     project: str = Field("default", description="Project that leases and jobs are charged to.")
     admin_users: list[str] = Field(default_factory=list, description="Users allowed to act on others' slices and jobs.")
+    database_busy_timeout_s: float = Field(30.0, gt=0, description="How long a SQLite write waits for another writer's lock before it fails (and is retried).")
+    database_retry_s: float = Field(60.0, ge=0, description="How long a database write that fails transiently (busy, a full disk, PostgreSQL restarting) is retried, with backoff.")
     lease_ttl_s: float = Field(300.0, gt=0, description="A lease expires unless renewed within this time.")
     idle_after_s: float = Field(1800.0, gt=0, description="A lease with no device use for this long is idle.")
     idle_grace_s: float = Field(600.0, ge=0, description="An idle lease is reclaimed this long after its owner is told, when others wait.")

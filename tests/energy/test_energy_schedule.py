@@ -75,7 +75,7 @@ def test_impossible_deadlines_are_errors() -> None:
 def test_durations() -> None:
     assert parse_duration_s("8h") == 28800 and parse_duration_s("90m") == 5400 and parse_duration_s("1.5d") == 129600
     assert parse_duration_s("45") == 45 and parse_duration_s(dt.timedelta(minutes=2)) == 120
-    with pytest.raises(InvalidRequest, match="not understood"):
+    with pytest.raises(InvalidRequest, match="is not a duration"):
         parse_duration_s("soon")
 
 

@@ -71,10 +71,9 @@ async def test_a_request_without_the_token_is_refused_and_changes_nothing(api: A
     before = table_rows(store_home, "leases")
     for method, path, body in [("GET", "devices", None), ("GET", "slices", None), ("POST", "slices", {"spec": "cpu"})]:
         status, data = await api(method, path, body, headers=headers)
-        assert status == 403, (method, path, data)
-        assert data["reason"] == "forbidden"
-        # a GET says to send a token; a POST is stopped earlier by Jupyter's XSRF check
-        assert ("token" if method == "GET" else "_xsrf") in data["error"]
+        # 401, not 403: the request says who it is not (a POST is stopped by Jupyter's XSRF check first)
+        assert status == 401, (method, path, data)
+        assert data["reason"] == "unauthorized" and "not authenticated" in data["error"] and "token" in data["error"]
     assert table_rows(store_home, "leases") == before
 
 
@@ -91,11 +90,17 @@ async def test_unknown_route_and_wrong_method_are_json(api: Any) -> None:
         (b"{spec: cpu", 400, "not valid JSON"),
         (b"", 400, "no body"),
         (b"[1, 2]", 400, "must be a JSON object"),
-        (b"{}", 400, 'needs "spec"'),
+        (b"{}", 400, '"spec": Field required'),
         (b'{"spec": "cpu", "colour": "red"}', 400, "unknown field"),
         (b'{"spec": "tpu:4"}', 400, "valid specs"),
         (b'{"spec": "9g.900gb"}', 400, "9g.900gb"),
-        (b'{"spec": true}', 400, '"spec" must be'),
+        (b'{"spec": true}', 400, '"spec" should be a valid string or a valid number'),
+        (b'{"spec": "cpu", "priority": 9223372036854775808}', 400, '"priority": Input should be less than or equal to 1000000'),
+        (b'{"spec": 1' + b"0" * 400 + b"}", 400, '"spec": Input should be a finite number'),
+        (b'{"spec": 0.0}', 400, '"spec": GPU fraction 0.0 is not valid: a fraction must be more than 0'),
+        (b'{"spec": "cpu", "project": "' + b"p" * 201 + b'"}', 400, '"project": String should have at most 200 characters'),
+        (b'{"spec": "cpu", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "recursion limit"),
+        (b'{"spec": "\\ud800"}', 400, "not valid JSON"),
         (b'{"spec": 1.5}', 400, "fraction"),
         (b'{"spec": "cpu", "priority": "high"}', 400, "priority"),
         (b'{"spec": "cpu", "wait": true}', 400, "wait"),
@@ -200,6 +205,13 @@ async def test_someone_elses_job_is_403_and_not_cancelled(api: Any, store_home: 
     assert status == 404 and "job-nope" in data["error"]
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 @pytest.mark.parametrize(
     ("body", "words"),
     [
@@ -213,8 +225,15 @@ async def test_someone_elses_job_is_403_and_not_cancelled(api: Any, store_home: 
         ({"target": "hello.py", "framework": "tensorflow"}, "tensorflow"),
         ({"target": "hello.py", "command": "rm -rf /"}, "unknown field"),
         ({"target": "hel\x00lo.py"}, "NUL character"),
-        ({"target": "hello.py", "name": "\ud800"}, "not valid Unicode"),
-        ({"target": "a" * 5000 + ".py"}, "not a usable path"),
+        ({"target": "hello.py", "name": "\ud800"}, "not valid JSON"),
+        ({"target": "a" * 5000 + ".py"}, '"target": String should have at most 1000 characters'),
+        ({"target": "a" * 900 + ".py"}, "not a usable path"),
+        ({"target": "hello.py", "retries": 10**30}, '"retries": Input should be less than or equal to 100'),
+        ({"target": "hello.py", "priority": 2**63}, '"priority": Input should be less than or equal to 1000000'),
+        ({"target": "hello.py", "project": "p" * 201}, '"project": String should have at most 200 characters'),
+        ({"target": "hello.py", "params": _nested(25)}, '"params": nested more than 20 levels deep'),
+        ({"target": "hello.py", "params": {"blob": "x" * 70_000}}, "at most 65,536"),
+        ({"target": "hello.py", "slice": 0.0}, '"slice": GPU fraction 0.0 is not valid'),
     ],
 )
 async def test_bad_job_submissions_say_why_and_change_nothing(
@@ -239,6 +258,10 @@ async def test_log_offsets_are_validated(api: Any, store_home: Path, monkeypatch
     assert status == 400 and "offset" in data["error"]
     status, data = await api("GET", "jobs/job-mine/logs", params={"offset": "x"})
     assert status == 400
+    status, data = await api("GET", "jobs/job-mine/logs", params={"offset": "17592186040321"})
+    assert status == 400 and "offset=17592186040321 is out of range" in data["error"], data
+    status, data = await api("GET", "jobs/job-mine/logs", params={"offset": "1000000"})
+    assert status == 200 and data["text"] == "" and data["next_offset"] == 1_000_000
     status, first = await api("GET", "jobs/job-mine/logs")
     assert status == 200 and first["text"] == "héllo\nworld\n" and first["next_offset"] == len("héllo\nworld\n".encode())
     status, rest = await api("GET", "jobs/job-mine/logs", params={"offset": str(first["next_offset"])})

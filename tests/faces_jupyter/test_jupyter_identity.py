@@ -61,9 +61,9 @@ class TestSeveralIdentities:
         status, released = await api("DELETE", f"slices/{carols['id']}", **self.as_("admin-token"))
         assert status == 200 and released["state"] == "released"
 
-    async def test_an_unknown_token_is_403(self, api: Any) -> None:
+    async def test_an_unknown_token_is_401(self, api: Any) -> None:
         status, data = await api("GET", "slices", **self.as_("mallory-token"))
-        assert status == 403 and data["reason"] == "forbidden"
+        assert status == 401 and data["reason"] == "unauthorized"
 
 
 class TestSingleUserServerUnderAHub:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,52 @@ def test_run_without_wait_is_detached_and_can_be_cancelled(home: Path, tmp_path:
     assert json.loads(cancelled.stdout)["state"] == "cancelled"
     followed = _cli(home, "jobs", "logs", job_id, "-f", timeout=30)  # returns: the job has ended
     assert "step 3" in followed.stdout
+
+
+@pytest.mark.parametrize("wait", [["--wait"], []])
+def test_a_slice_the_fleet_can_never_grant_is_refused_at_submit(tmp_path: Path, wait: list[str]) -> None:
+    fleet = tmp_path / "t4.toml"
+    fleet.write_text('[[nodes]]\nname = "t4"\ngpus = 1\nmodel = "T4"\n')
+    script = tmp_path / "hello.py"
+    script.write_text("print('hello')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(WORKBENCH_HOME=str(tmp_path / "home"), WORKBENCH_FLEET=str(fleet))
+    result = subprocess.run([sys.executable, "-m", "workbench", "jobs", "run", str(script), "--slice", "1g.10gb", *wait],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "1g.10gb is not a MIG profile of T4 (no MIG)" in result.stderr and "submitted" not in result.stdout + result.stderr
+    listed = subprocess.run([sys.executable, "-m", "workbench", "jobs", "list", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert json.loads(listed.stdout) == []
+
+
+def test_run_wait_shows_the_wait_for_a_slice_and_list_reports_queued_time(tmp_path: Path) -> None:
+    from workbench import Workbench
+
+    home = tmp_path / "home"
+    script = tmp_path / "hello.py"
+    script.write_text("print('hello from the job')\n")
+    holder = Workbench(home=home)
+    cores = next(d.cores for d in holder.devices().devices if d.kind == "cpu")
+    lease = holder.slices.request(f"cpu:{cores}")  # the whole machine: the job must wait
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env["WORKBENCH_HOME"] = str(home)
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "jobs", "run", str(script), "--slice", "cpu:1", "--wait"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        wait_until(lambda: any(j.state == "allocating" for j in holder.jobs.list()), timeout_s=60, what="the job to wait for its slice")
+        time.sleep(1.5)
+        lease.release()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        holder.close()
+    assert proc.returncode == 0, err
+    assert "hello from the job" in out and "in the queue" in err, err
+    listed = subprocess.run([sys.executable, "-m", "workbench", "jobs", "list"], capture_output=True, text=True,
+                            env={**env, "COLUMNS": "200"}, timeout=60)
+    header = next(line for line in listed.stdout.splitlines() if "created (UTC)" in line)
+    assert "queued" in header and "ran" in header, listed.stdout
+    job = json.loads(_cli(home, "jobs", "list", "--json").stdout)[0]
+    queued = (dt.datetime.fromisoformat(job["started_at"]) - dt.datetime.fromisoformat(job["created_at"])).total_seconds()
+    assert queued >= 1.5

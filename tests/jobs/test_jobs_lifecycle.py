@@ -122,11 +122,18 @@ def test_wait_answers_from_the_drivers_own_writes_and_they_match_the_database(jo
     assert cancelled.state == "cancelled" and cancelled == jobs_wb.jobs.get(running.id)
 
 
-def test_a_job_that_never_ran_says_why_in_its_log(jobs_wb: Any) -> None:
-    job = jobs_wb.jobs.submit(_noop, slice="1g.10gb")  # no MIG GPU here: the slice cannot be had
-    job.wait(60)
-    assert job.state == "failed" and job.started_at is None
-    assert f"job {job.id} failed before it ran: could not start" in job.logs()
+def test_a_job_that_never_ran_says_why_in_its_log(tmp_path: Path) -> None:
+    from workbench import Workbench
+
+    # A slice this fleet offers (so the job is accepted) that the user's quota can never allow.
+    bench = Workbench(home=tmp_path / "home", user="alice", quotas={"user:*": {"cpus": 0.5}})
+    try:
+        job = bench.jobs.submit(_noop, slice="cpu:1")
+        job.wait(60)
+        assert job.state == "failed" and job.started_at is None
+        assert f"job {job.id} failed before it ran: could not start" in job.logs()
+    finally:
+        bench.close()
 
 
 @pytest.mark.parametrize("script, framework", [("jax_mlp_digits.py", "jax"), ("torch_cnn_digits.py", "torch")])
@@ -156,6 +163,7 @@ def test_a_notebook_runs_with_papermill_parameters(jobs_wb: Any, lease: Any, tmp
     assert job.state == "succeeded", job.logs()
     assert job.kind == "notebook"
     assert "notebook ran 7" in job.logs()
+    assert "IPKernelApp" not in job.logs() and "without encryption" not in job.logs()  # the kernel's noise stays out
     assert (Path(job.folder) / "output.ipynb").exists()
     assert job.metrics().sizes["step"] == 7  # the kernel process found its job through WORKBENCH_JOB_*
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,10 +37,12 @@ def test_request_list_renew_release(cli_env: Path) -> None:
     code, out = _run("slices", "renew", lease["id"], "--json")
     assert code == 0 and json.loads(out)["state"] == "active"
     code, out = _run("slices", "list")
-    assert lease["id"][:9] in out and "active" in out
+    assert lease["id"] in out and "active" in out  # ids are never cut, even at 80 columns
     for _ in range(2):  # idempotent
         code, out = _run("slices", "release", lease["id"], "--json")
         assert code == 0 and json.loads(out)["state"] == "released"
+    code, out = _run("slices", "release", lease["id"])
+    assert code == 0 and lease["id"] in out and "environment" not in out and "CUDA_VISIBLE_DEVICES" not in out
     assert json.loads(_run("slices", "list", "--json")[1]) == []
     assert len(json.loads(_run("slices", "list", "--ended", "--json")[1])) == 1
     code, out = _run("slices", "sweep", "--json")
@@ -88,3 +93,60 @@ def test_request_pinned_with_host_memory_and_a_memory_quota(
     with pytest.raises(SystemExit) as stop:
         main(["slices", "request", "cpu", "--memory", "16GiB", "--no-wait"])
     assert stop.value.code == 1 and "holds 16 of 24 GiB of host memory; this request needs 16 more" in capsys.readouterr().err
+
+
+def _workbench(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "COLUMNS": "80"}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_user_text_is_printed_literally_in_one_line(tmp_path: Path) -> None:
+    """The contract of issue 19: markup, emoji codes and huge or lenient specs give one literal line."""
+    out = _workbench("slices", "request", "--no-wait", "--", "[/]", home=tmp_path)
+    assert out.returncode != 0 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "[/]" in out.stderr and out.stderr.startswith("error:"), out.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("[bold red]x[/bold red]", "'[bold red]x[/bold red]'"),
+        ("root:x:0:0", "'root:x:0:0'"),
+        ("cpu:0_5", "ASCII digits"),
+        ("cpu:\uff12", "ASCII digits"),
+        ("cpu:0.0000001", "at least 0.1"),
+        ("x" * 100_000, "too long"),
+        ("-1", "more than 0"),
+    ],
+)
+def test_bad_specs_are_refused_in_one_short_literal_line(cli_env: Path, capsys: pytest.CaptureFixture[str], spec: str, words: str) -> None:
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["slices", "request", "--no-wait", "--", spec])
+    err = capsys.readouterr().err
+    assert stop.value.code == 1 and err.count("\n") == 1 and len(err) < 400 and words in err, err
+    assert "❌" not in err
+
+
+def test_option_like_arguments_are_explained(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["slices", "request", "-1"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    assert "no such option '-1'" in err and "workbench slices request -- -1" in err, err
+    with pytest.raises(SystemExit) as stop:
+        main(["slices", "request", "--priority", "high", "cpu"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "--priority" in err and "--help" in err, err
+
+
+def test_help_shows_no_bool_metavar_on_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    for args in (["--help"], ["slices", "request", "--help"], ["jobs", "run", "--help"]):
+        main(args)  # help exits 0: main returns
+        out = capsys.readouterr().out
+        assert "--help" in out and "<bool>" not in out, out

@@ -284,3 +284,26 @@ def test_memory_quotas_count_cpu_slices_and_host_memory_beside_gpus(bench: Any, 
     with pytest.raises(Conflict, match="holds 40 of 48 GiB of host memory; this request needs 16 more"):
         wb.slices.request("cpu:2", node="a100-0", wait=False)  # 2 of 32 cores of a 256 GiB node
     assert bench("bob", fleet=mixed_fleet, quotas=quotas).slices.request("cpu", memory_bytes="16GiB").state == "active"
+
+
+def test_a_lease_past_its_expiry_reads_expired_before_the_sweep(bench: Any, clock: Any) -> None:
+    wb = bench()
+    lease = wb.slices.request("cpu:1", ttl_s=60, wait=False)
+    assert [x.state for x in wb.slices.list()] == ["active"]
+    clock.advance(61)  # no sweep has run: the row still says active
+    listed = wb.slices.list()
+    assert [x.state for x in listed] == ["expired"] and "not renewed within its TTL" in (listed[0].reason or "")
+    got = wb.slices.get(lease.id)
+    assert got.state == "expired" and not got.live
+    with pytest.raises(Conflict, match="expired"):
+        wb.slices.renew(lease.id)
+    assert wb.slices.get(lease.id).state == "expired"
+
+
+def test_names_and_priorities_are_bounded(bench: Any) -> None:
+    wb = bench()
+    with pytest.raises(InvalidRequest, match="at most 200 characters"):
+        wb.slices.request("cpu:1", project="p" * 201, wait=False)
+    with pytest.raises(InvalidRequest, match="priority '9223372036854775808' is out of range"):
+        wb.slices.request("cpu:1", priority=2**63, wait=False)
+    assert wb.slices.list() == []

@@ -6,6 +6,7 @@ top, so `workbench --help` and `workbench devices` start in a fraction of a seco
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -13,9 +14,13 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+# Everything the CLI prints may hold user text (a spec, a path, a line of a file, a job's error):
+# no rich markup (`[/]` would raise, `[red]x[/red]` would vanish), no `:x:` emoji codes and no
+# highlighting, so it is printed as written. Styles come from `Text` objects, never from markup.
+console = Console(markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 def get_workbench(**overrides: Any) -> Any:
@@ -44,18 +49,56 @@ def print_json(data: Any) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]], *, limit: int | None = 200) -> None:
-    """People output: a rich table, cut at `limit` rows with a note of how many were left out."""
+    """People output: a rich table, cut at `limit` rows with a note of how many were left out.
+
+    Columns with no value in any row (all None or NaN) are left out when there are rows; floats
+    are shown to four significant digits (`31.5`, not `31.499999999999996`).
+    """
     t = Table(title=title, header_style="bold")
-    for c in columns:
-        t.add_column(c)
     shown = rows if limit is None else rows[:limit]
+    keep = [i for i in range(len(columns)) if not shown or any(not _empty(row[i]) for row in shown)]
+    for i in keep:
+        c = columns[i]
+        if c == "id" or c.endswith(("_id", " id")):
+            # ids are what the next command needs (`jobs logs ID`): never cut, other columns give way
+            widest = max((len(str(row[i])) for row in shown if row[i] is not None), default=0)
+            t.add_column(c, no_wrap=True, min_width=max(widest, len(c)))
+        else:
+            t.add_column(c, overflow="fold")
     for row in shown:
-        t.add_row(*("–" if v is None else str(v) for v in row))
+        t.add_row(*(_cell(row[i]) for i in keep))
     console.print(t)
     if limit is not None and len(rows) > limit:
         console.print(f"… {len(rows) - limit:,} more rows (use --json for all)")
 
 
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value: Any) -> str:
+    if _empty(value):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4g}"
+    return str(value)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 node`, `2 nodes`, `1,024 GPUs`."""
+    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def labelled(label: str, style: str, message: str) -> Text:
+    """`label: message` with only the label styled; the message is printed literally."""
+    return Text.assemble((f"{label}:", style), " ", message)
+
+
+def print_error(message: str) -> None:
+    """One line on stderr: `error: message`, the message literal and unwrapped."""
+    err_console.print(labelled("error", "bold red", message), soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    print_error(message)
     raise typer.Exit(code)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from workbench.cli._common import console, get_workbench, print_json, table
+from workbench.cli._common import console, get_workbench, plural, print_json, table
 
 
 def _gib(n: int | None) -> str | None:
@@ -34,4 +34,4 @@ def register(app: typer.Typer) -> None:
             for d in devices
         ]
         table(f"Devices ({inv.source})", ["node", "index", "kind", "model", "memory", "MIG / cores", "MIG instances"], rows)
-        console.print(f"{len(inv.nodes):,} nodes, {inv.gpu_count:,} GPUs")
+        console.print(f"{plural(len(inv.nodes), 'node')}, {plural(inv.gpu_count, 'GPU')}")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from workbench.cli._common import console, get_workbench, print_json, table
+from workbench.cli._common import console, get_workbench, labelled, print_json, table
 
 app = typer.Typer(help="Energy and carbon: totals by user and project, the grid's carbon signal, carbon-aware start times.", no_args_is_help=True)
 
@@ -92,7 +92,7 @@ def signal(
         ["gCO2/kWh mean / min / max", f"{info['mean_ci']:.0f} / {info['min_ci']:.0f} / {info['max_ci']:.0f}"],
     ])
     for issue in info["issues"]:
-        console.print(f"[yellow]note:[/] {issue}", highlight=False)
+        console.print(labelled("note", "yellow", str(issue)))
     if hours:
         table(f"{info['zone']} on {day} (UTC)", ["hour", "gCO2/kWh", "interpolated"],
               [[h["hour"][11:16], f"{h['avg_CI']:.0f}", "yes" if h["interpolated"] else ""] for h in hours])

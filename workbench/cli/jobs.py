@@ -84,6 +84,7 @@ def run(
             print_json(job.as_json())
         else:
             err_console.print(f"job {job.id} ({job.name}) submitted; log {job.log_path}", highlight=False)
+            _show_wait(job)
             job.logs(follow=True)
             job.refresh()
             err_console.print(f"job {job.id} {job.state}" + (f": {job.reason}" if job.reason else ""), highlight=False)
@@ -91,6 +92,26 @@ def run(
         wb.close()
     if job.state != "succeeded":
         sys.exit(JOB_FAILED_EXIT)  # not typer.Exit: the root app runs with standalone_mode=False
+
+
+def _show_wait(job: Any, poll_s: float = 0.5) -> None:
+    """Until the job runs (or ends): a live status line with its state, why it waits, and for how long.
+
+    A job that waits for a slice on a busy machine would otherwise print nothing for minutes.
+    """
+    import time
+
+    job.refresh()
+    if job.state not in ("queued", "allocating"):
+        return
+    started = time.monotonic()
+    with err_console.status("", spinner="dots") as status:
+        while job.state in ("queued", "allocating"):
+            waited = time.monotonic() - started
+            status.update(f"job {job.id} {job.state} for {waited:.0f} s: {job.reason or 'waiting'}")
+            time.sleep(poll_s)
+            job.refresh()
+    err_console.print(f"job {job.id} {job.state} after {time.monotonic() - started:.1f} s in the queue")
 
 
 def _run_detached(path: Path, framework: str | None, slice_: str | None, as_json: bool, name: str | None,
@@ -147,8 +168,12 @@ def list_(
         return
     rows = [[j.id, j.name, j.owner, j.state, j.framework, j.lease_id or j.slice_spec,
              j.created_at.strftime("%Y-%m-%d %H:%M:%S") if j.created_at else None,
-             f"{j.duration_s:.1f}s" if j.duration_s is not None else None, j.reason] for j in jobs]
-    table("Jobs", ["id", "name", "owner", "state", "framework", "slice", "created (UTC)", "took", "reason"], rows, limit=None)
+             _seconds(j.queued_s), _seconds(j.duration_s), j.reason] for j in jobs]
+    table("Jobs", ["id", "name", "owner", "state", "framework", "slice", "created (UTC)", "queued", "ran", "reason"], rows, limit=None)
+
+
+def _seconds(value: float | None) -> str | None:
+    return None if value is None else f"{value:.1f} s"
 
 
 @app.command()

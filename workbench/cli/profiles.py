@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
-from workbench.cli._common import console, get_workbench, print_json, table
+from workbench.cli._common import console, get_workbench, labelled, print_json, table
 
 app = typer.Typer(help="Profiles: traces of runs, their breakdowns, and run-vs-run comparison.", no_args_is_help=True)
 
@@ -52,14 +53,14 @@ def summary(
     if as_json:
         print_json(s)
         return
-    console.print(f"[bold]{path}[/]: {s['events']:,} events")
+    console.print(Text.assemble((str(path), "bold"), f": {s['events']:,} events"))
     console.print(f"kernels: {s['kernels']['count']:,} ({_us(s['kernels']['total_us'])}); "
                   f"CPU ops: {s['cpu_ops']['count']:,} ({_us(s['cpu_ops']['total_us'])})")
     console.print(f"GPU busy {_us(s['gpu_busy_us'])} of {_us(s['gpu_span_us'])}: idle share {100 * s['gpu_idle_share']:.1f} %")
     table("Top kernels", ["kernel", "count", "total"],
           [[k["name"][:100], f"{k['count']:,}", _us(k["total_us"])] for k in s["top_kernels"]])
     for w in s.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(labelled("warning", "yellow", str(w)))
 
 
 @app.command()

@@ -25,12 +25,12 @@ def _lease_rows(leases: list[Any]) -> list[list[Any]]:
 _LEASE_COLUMNS = ["id", "owner", "project", "state", "slice", "priority", "expires (UTC) / reason"]
 
 
-def _show(lease: Any, as_json: bool) -> None:
+def _show(lease: Any, as_json: bool, *, env: bool = True) -> None:
     if as_json:
         print_json(lease.as_json())
         return
     table(f"lease {lease.id}", _LEASE_COLUMNS, _lease_rows([lease]))
-    if lease.env:
+    if env and lease.env and lease.live:
         console.print("environment: " + " ".join(f"{k}={v}" for k, v in sorted(lease.env.items())), highlight=False)
 
 
@@ -79,7 +79,7 @@ def request(
 @app.command()
 def release(lease_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Give a slice back (idempotent)."""
-    _show(get_workbench().slices.release(lease_id), as_json)
+    _show(get_workbench().slices.release(lease_id), as_json, env=False)  # a released lease's environment is no use
 
 
 @app.command()

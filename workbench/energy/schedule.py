@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from workbench import units
 from workbench.errors import InvalidRequest
 
 HOUR_S = 3600.0
@@ -52,20 +52,9 @@ Forecast = Callable[[np.ndarray], np.ndarray]
 Fits = Callable[[float, float], bool]
 Deadline = dt.datetime | dt.timedelta | str | float  # an absolute time, or a duration from now
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|days|w)?\s*$", re.IGNORECASE)
-_UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400, "days": 86400, "w": 604800}
-
-
 def parse_duration_s(text: str | float | dt.timedelta) -> float:
-    """Seconds in "8h", "90m", "1.5d", "3600" (seconds), a number or a timedelta."""
-    if isinstance(text, dt.timedelta):
-        return text.total_seconds()
-    if isinstance(text, (int, float)):
-        return float(text)
-    match = _DURATION.match(text)
-    if match is None:
-        raise InvalidRequest(f"duration {text!r} is not understood; valid: a number of seconds or e.g. '90m', '8h', '1d'")
-    return float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()]
+    """Seconds in "8h", "90m", "1.5d", "3600" (seconds), a number or a timedelta (`workbench.units`' grammar)."""
+    return units.parse_duration_s(text, "duration")
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:

@@ -85,7 +85,14 @@ class Job(ServiceRecord):
         end = self.ended_at or dt.datetime.now(dt.UTC)
         return (end - self.started_at).total_seconds()
 
-
+    @property
+    def queued_s(self) -> float | None:
+        """Seconds from submission until the job ran (waiting for a slice, a deferred start), or
+        until now while it waits; apart from `duration_s`, the time it ran."""
+        if self.created_at is None:
+            return None
+        end = self.started_at or (self.ended_at if self.done else None) or dt.datetime.now(dt.UTC)
+        return max(0.0, (end - self.created_at).total_seconds())
 
 
     def wait(self, timeout: float | None = None) -> Job:

@@ -204,6 +204,9 @@ def _run_target(spec: dict[str, Any], log_path: Path) -> Any:
         papermill.execute_notebook(
             spec["target"], str(output), parameters=params, cwd=spec.get("cwd"),
             progress_bar=False, log_output=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
+            # the kernel's own start-up warnings ("running over TCP without encryption") are not the
+            # job's output: its log level keeps them out of the job's log; cells' output is unchanged
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
         return None
     raise ValueError(f"unknown job kind {kind!r}")

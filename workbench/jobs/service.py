@@ -27,8 +27,8 @@ import contextlib
 import datetime as dt
 import os
 import queue
-import re
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -45,6 +45,7 @@ from workbench.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    StoreUnavailable,
     WorkbenchError,
 )
 from workbench.jobs.job import (
@@ -58,6 +59,7 @@ from workbench.jobs.job import (
 from workbench.records import as_utc
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.jobs import JobEventRow, JobRow
+from workbench.units import check_name, check_priority, check_retries, parse_duration_s
 
 if TYPE_CHECKING:
     from workbench.api import Workbench
@@ -70,26 +72,9 @@ _DB_POLL_S = 0.5
 _LEASE_CHECK_S = 2.0
 _SCHEDULER_LOST_AFTER_S = 3.0
 _LEASE_RECHECK_S = 1.0
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_DURATION_UNITS = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
 def parse_duration(value: float | str | dt.timedelta | None, what: str) -> float | None:
-    """Seconds from `30`, `"90s"`, `"5m"`, `"8h"` or a timedelta; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        m = _DURATION_RE.match(str(value))
-        if not m:
-            raise InvalidRequest(f"{what} {value!r} is not a duration; use seconds (30) or a string such as '90s', '5m', '8h'")
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    if seconds <= 0:
-        raise InvalidRequest(f"{what} must be more than 0 seconds, not {value!r}")
-    return seconds
+    """Seconds from `30`, `"90s"`, `"5m"`, `"8h"` or a timedelta (the grammar of `workbench.units`); None stays None."""
+    return None if value is None else parse_duration_s(value, what)
 
 
 def _driver_id() -> str:
@@ -168,6 +153,8 @@ class JobService:
         self.settings = wb.settings
         self.driver = _driver_id()
         self._runs: dict[str, _Run] = {}
+        # Final states the database refused (it stayed away past the retries): job id -> (events, fields, row).
+        self._unrecorded: dict[str, tuple[list[tuple[str, str | None]], dict[str, Any], dict[str, Any]]] = {}
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._backend: DaskBackend | None = None
         self._monitor: threading.Thread | None = None
@@ -252,9 +239,12 @@ class JobService:
         owner = owner or self.wb.user
         if owner != self.wb.user and not self.wb.is_admin():
             raise Forbidden(f"{self.wb.user} cannot submit jobs for {owner}; only admins ({', '.join(self.settings.admin_users) or 'none'}) can")
-        project = project or self.settings.project
-        if not isinstance(retries, int) or retries < 0:
-            raise InvalidRequest(f"retries must be a whole number >= 0, not {retries!r}")
+        project = check_name(project or self.settings.project, "project")
+        check_name(owner, "owner")
+        if name is not None:
+            check_name(name, "name")
+        check_priority(priority)
+        check_retries(retries)
         timeout_s = parse_duration(timeout, "timeout")
         lease, slice_spec = self._resolve_slice(slice, owner)
         job_id = new_id("job")
@@ -314,9 +304,7 @@ class JobService:
         if lease_id is None and isinstance(slice, str) and slice.startswith("lease-"):
             lease_id = slice
         if lease_id is None:
-            from workbench.slices.spec import parse_spec
-
-            parse_spec(slice)  # a bad spec is an error now, not when the job starts
+            self.wb.slices.check(slice)  # a bad spec, or one this fleet can never grant, is an error now
             return None, str(slice)
         cached = self._leases_checked.get(lease_id)
         if cached is not None and time.monotonic() - cached[0] < _LEASE_RECHECK_S and cached[1].owner == owner:
@@ -361,6 +349,9 @@ class JobService:
 
     def get(self, job_id: str) -> Job:
         """The job with this id (raises NotFound)."""
+        pending = self._unrecorded.get(job_id)
+        if pending is not None:  # ended while the database was away; written when it is back
+            return Job.from_row(SimpleNamespace(**pending[2]), self)
         row = self._fetch(job_id)
         if row.state in ACTIVE_STATES and row.id not in self._runs and row.driver != self.driver:
             self._reconcile([job_id])
@@ -498,6 +489,8 @@ class JobService:
             self._monitor.join(10)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=False)
+        if self._unrecorded:  # a last, patient try; else another process records them from the attempt files
+            self._write_unrecorded(retry_s=self.wb.store.write_retry_s)
         if self._backend is not None:
             self._backend.close()
 
@@ -517,6 +510,8 @@ class JobService:
                         return
                     self._handle(message)
                 self._tick()
+            except StoreUnavailable as exc:  # the database is away: the next tick tries again
+                print(f"workbench: {exc}", file=sys.stderr)
             except Exception as exc:  # noqa: BLE001 - the monitor must survive one bad message
                 import traceback
 
@@ -715,7 +710,10 @@ class JobService:
             except Exception:  # noqa: BLE001 - no carbon signal: keep the measured energy
                 fields.update(energy_j=reading.energy_j, avg_power_w=reading.avg_power_w, energy_estimated=reading.estimated)
         events.append((state, reason))
-        written = self._transition(run.job_id, events, None, allowed=ACTIVE_STATES, **fields)
+        try:
+            written = self._transition(run.job_id, events, None, allowed=ACTIVE_STATES, **fields)
+        except StoreUnavailable as exc:
+            written = self._defer_final(run, events, fields, exc)
         if started is None:
             _note_in_log(run.spec.get("log_path"), f"[workbench] job {run.job_id} {state} before it ran: {reason}")
         if self._needs_cleanup(run, outcome):
@@ -725,6 +723,29 @@ class JobService:
             run.final = dict(run.row) if written else None
             run.done.set()
             self._runs.pop(run.job_id, None)
+
+    def _defer_final(self, run: _Run, events: list[tuple[str, str | None]], fields: dict[str, Any], exc: StoreUnavailable) -> bool:
+        """The database stayed away past the retries: keep the final state to write when it is back.
+
+        Waiters (`wait`, `jobs run --wait`) get the real outcome now; `get` answers with it until it
+        is written. Were this process to end first, another one records it from the attempt file
+        (`_reconcile`), as for any job whose driver is gone.
+        """
+        state, reason = events[-1]
+        run.row.update(state=state, reason=reason, **fields)
+        self._unrecorded[run.job_id] = (events, fields, dict(run.row))
+        _note_in_log(run.spec.get("log_path"), f"[workbench] job {run.job_id} {state}; the database is unavailable "
+                     f"({exc}), so the state is recorded when it is back")
+        return True
+
+    def _write_unrecorded(self, retry_s: float = 0.0) -> None:
+        """Write the final states the database refused earlier (by default one quick try each, from the monitor)."""
+        for job_id, (events, fields, _row) in list(self._unrecorded.items()):
+            try:
+                self._transition(job_id, events, None, allowed=ACTIVE_STATES, retry_s=retry_s, **fields)
+            except StoreUnavailable:
+                return
+            self._unrecorded.pop(job_id, None)
 
     def _needs_cleanup(self, run: _Run, outcome: dict[str, Any]) -> bool:
         if (run.owns_lease and run.lease is not None) or outcome.get("trace_path") or self.settings.mlflow_uri:
@@ -812,6 +833,8 @@ class JobService:
         self._check_scheduler(now)
         if now >= self._next_db_poll:
             self._next_db_poll = now + _DB_POLL_S
+            if self._unrecorded:
+                self._write_unrecorded()
             self._poll_cancel_requests()
         if now >= self._next_lease_check:
             self._next_lease_check = now + _LEASE_CHECK_S
@@ -909,20 +932,30 @@ class JobService:
                 self._lease_renewed.pop(lease_id, None)
 
     # -- the database -------------------------------------------------------------------------
-    def _transition(self, job_id: str, state: str | list[tuple[str, str | None]], reason: str | None, *, allowed: tuple[str, ...], **fields: Any) -> bool:
-        """Move the job to `state` if it is in one of `allowed`; record the event(s). False if not."""
+    def _transition(self, job_id: str, state: str | list[tuple[str, str | None]], reason: str | None, *, allowed: tuple[str, ...],
+                    retry_s: float | None = None, **fields: Any) -> bool:
+        """Move the job to `state` if it is in one of `allowed`; record the event(s). False if not.
+
+        A write that fails transiently is retried (`Store.write`); `StoreUnavailable` when it never went through.
+        """
         events = state if isinstance(state, list) else [(state, reason)]
         final_state, final_reason = events[-1]
-        # Core statements on one connection: this is on every job's path, the ORM unit of work is not needed.
-        with self.wb.store._wrap_errors(), self.wb.store.engine.begin() as conn:
-            result = conn.execute(
-                update(JobRow).where(JobRow.id == job_id, JobRow.state.in_(allowed))
-                .values(state=final_state, reason=final_reason, **fields)
-            )
-            if result.rowcount == 0:
-                return False
-            at = utcnow()
-            conn.execute(_INSERT_EVENT, [{"job_id": job_id, "state": st, "reason": why, "at": at} for st, why in events])
+
+        def write() -> bool:
+            # Core statements on one connection: this is on every job's path, the ORM unit of work is not needed.
+            with self.wb.store.engine.begin() as conn:
+                result = conn.execute(
+                    update(JobRow).where(JobRow.id == job_id, JobRow.state.in_(allowed))
+                    .values(state=final_state, reason=final_reason, **fields)
+                )
+                if result.rowcount == 0:
+                    return False
+                at = utcnow()
+                conn.execute(_INSERT_EVENT, [{"job_id": job_id, "state": st, "reason": why, "at": at} for st, why in events])
+                return True
+
+        if not self.wb.store.write(write, what=f"job {job_id} -> {final_state}", retry_s=retry_s):
+            return False
         self._mirror(job_id, state=final_state, reason=final_reason, **fields)
         return True
 

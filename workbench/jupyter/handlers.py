@@ -22,6 +22,7 @@ import functools
 import importlib.util
 import json
 import math
+import os
 from http.client import responses
 from pathlib import Path
 from typing import Any, Callable
@@ -38,9 +39,18 @@ from workbench.errors import (
     NotFound,
     WorkbenchError,
 )
+from workbench.jupyter.schemas import (
+    MAX_LOG_OFFSET,
+    JobRequestBody,
+    M,
+    SliceRequestBody,
+    parse_body,
+    parse_flag,
+    parse_int,
+)
 
 ID_RE = r"([A-Za-z0-9_.:-]{1,80})"
-_REASONS = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 503: "unavailable"}
+_REASONS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 503: "unavailable"}
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 # Jupyter Server's own token/password providers: one person, random per-browser user names.
 _SINGLE_PERSON_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
@@ -125,46 +135,18 @@ class WorkbenchAPIHandler(APIHandler):
 
     def wants_all(self) -> bool:
         """`?all=true`: every user's things, for admins; anyone else asking gets 403."""
-        raw = self.get_query_argument("all", "false").lower()
-        if raw not in ("true", "false", "1", "0", "yes", "no"):
-            raise InvalidRequest(f"all={raw!r} is not valid; use all=true or all=false")
-        wants = raw in ("true", "1", "yes")
+        wants = parse_flag(self.get_query_argument("all", None), "all")
         if wants and not self.acting_admin:
             raise Forbidden(f"{self.acting_user} is not an admin; only admins may list every user's slices and jobs")
         return wants
 
     # -- input ------------------------------------------------------------------------------
-    def json_body(self) -> dict[str, Any]:
-        raw = self.request.body or b""
-        if not raw.strip():
-            raise InvalidRequest("the request has no body; send a JSON object")
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise InvalidRequest(f"the request body must be a JSON object, not {type(data).__name__}")
-        # no database or file system takes NUL characters or lone UTF-16 surrogates ("\\ud800")
-        flat = json.dumps(data, ensure_ascii=False)
-        try:
-            flat.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRequest("the request body has text that is not valid Unicode (a lone surrogate such as \\ud800)") from None
-        if "\x00" in flat or "\\u0000" in flat:
-            raise InvalidRequest("the request body has a NUL character (\\u0000) in a text field")
-        return data
+    def body(self, model: type[M]) -> M:
+        """The request body validated against `model` (see `workbench.jupyter.schemas`)."""
+        return parse_body(model, self.request.body or b"")
 
-    def query_int(self, name: str, default: int, *, minimum: int = 0) -> int:
-        raw = self.get_query_argument(name, None)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise InvalidRequest(f"{name}={raw!r} is not a whole number") from None
-        if value < minimum:
-            raise InvalidRequest(f"{name}={value} must be at least {minimum}")
-        return value
+    def query_int(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
+        return parse_int(self.get_query_argument(name, None), name, default, minimum=minimum, maximum=maximum)
 
     # -- output -----------------------------------------------------------------------------
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -182,7 +164,12 @@ class WorkbenchAPIHandler(APIHandler):
             message = exc.message
         elif isinstance(exc, web.HTTPError):
             message = exc.log_message or responses.get(status_code, "error")
-            if status_code == 403 and not exc.log_message:
+            if status_code == 403 and not self.current_user:
+                # Tornado answers 403 to a request without credentials (and to its missing XSRF
+                # token); HTTP's word for "who are you?" is 401, with the scheme to use.
+                status_code = 401
+                self.set_status(401)
+                self.set_header("WWW-Authenticate", 'token realm="jupyter"')
                 message = "not authenticated: send a Jupyter token (Authorization: token ...) or log in"
         else:
             message = "internal error in the workbench server extension; the server log has the details"
@@ -258,7 +245,7 @@ def inventory_json(inventory: Any) -> dict[str, Any]:
 class DevicesHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
-        refresh = self.get_query_argument("refresh", "false").lower() in ("1", "true", "yes")
+        refresh = parse_flag(self.get_query_argument("refresh", None), "refresh")
         inventory = await self.call(self.wb.devices, refresh=refresh)
         self.reply(inventory_json(inventory))
 
@@ -272,9 +259,6 @@ def lease_json(lease: Any) -> dict[str, Any]:
     return data
 
 
-SLICE_REQUEST_FIELDS = {"spec", "project", "priority", "wait"}
-
-
 class SlicesHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -286,26 +270,9 @@ class SlicesHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def post(self) -> None:
         require_service("slices")
-        body = self.json_body()
-        unknown = set(body) - SLICE_REQUEST_FIELDS
-        if unknown:
-            raise InvalidRequest(f"unknown field(s) {sorted(unknown)} in a slice request; valid: {sorted(SLICE_REQUEST_FIELDS)}")
-        if "spec" not in body:
-            raise InvalidRequest('a slice request needs "spec", e.g. {"spec": "cpu:1"} or {"spec": "1g.10gb"}')
-        spec = body["spec"]
-        if isinstance(spec, bool) or not isinstance(spec, (str, int, float)):
-            raise InvalidRequest(f'"spec" must be a string such as "cpu:1" or "1g.10gb", or a fraction such as 0.25; got {spec!r}')
-        project = body.get("project")
-        if project is not None and (not isinstance(project, str) or not project.strip()):
-            raise InvalidRequest(f'"project" must be a non-empty string; got {project!r}')
-        priority = body.get("priority", 0)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise InvalidRequest(f'"priority" must be a whole number; got {priority!r}')
-        wait = body.get("wait", False)
-        if wait is not False:
-            raise InvalidRequest('"wait" must be false over REST: a request is granted at once or refused with 409 and the reason')
+        body = self.body(SliceRequestBody)
         lease = await self.call(
-            self.wb.slices.request, spec, owner=self.acting_user, project=project, priority=priority, wait=False
+            self.wb.slices.request, body.spec, owner=self.acting_user, project=body.project, priority=body.priority, wait=False
         )
         self.reply(lease_json(lease), status=201)
 
@@ -335,7 +302,6 @@ class SliceRenewHandler(SliceHandler):
 
 
 # -- jobs -------------------------------------------------------------------------------------
-JOB_FIELDS = {"target", "slice", "name", "framework", "project", "priority", "retries", "timeout_s", "params", "profile"}
 JOB_KINDS = {".py": "script", ".ipynb": "notebook"}
 
 
@@ -347,9 +313,8 @@ class JobsHandler(WorkbenchAPIHandler):
         jobs = await self.call(self.wb.jobs.list, owner=None if everyone else self.acting_user, all_users=everyone)
         self.reply({"jobs": jobs})
 
-    def _target(self, body: dict[str, Any]) -> Path:
-        target = body.get("target")
-        if not isinstance(target, str) or not target.strip():
+    def _target(self, target: str) -> Path:
+        if not target.strip():
             raise InvalidRequest('a job needs "target": the path of a .py script or an .ipynb notebook, relative to the Jupyter root')
         root = Path(self.settings["workbench_root_dir"]).resolve()
         shown = repr(target if len(target) <= 120 else target[:117] + "...")
@@ -368,34 +333,11 @@ class JobsHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def post(self) -> None:
         require_service("jobs")
-        body = self.json_body()
-        unknown = set(body) - JOB_FIELDS
-        if unknown:
-            raise InvalidRequest(f"unknown field(s) {sorted(unknown)} in a job; valid: {sorted(JOB_FIELDS)}")
-        path = self._target(body)
-        options: dict[str, Any] = {}
-        for name, kind in (("slice", (str, int, float)), ("name", str), ("framework", str), ("project", str), ("params", dict)):
-            if body.get(name) is not None:
-                if isinstance(body[name], bool) or not isinstance(body[name], kind):
-                    raise InvalidRequest(f'"{name}" has the wrong type: {body[name]!r}')
-                options[name] = body[name]
-        for name, minimum in (("priority", None), ("retries", 0)):
-            if name not in body:
-                continue
-            value = body[name]
-            if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-                at_least = "" if minimum is None else f" ≥ {minimum}"
-                raise InvalidRequest(f'"{name}" must be a whole number{at_least}; got {value!r}')
-            options[name] = value
-        if body.get("timeout_s") is not None:
-            t = body["timeout_s"]
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-                raise InvalidRequest(f'"timeout_s" must be a number of seconds > 0; got {t!r}')
-            options["timeout"] = float(t)
-        if "profile" in body:
-            if not isinstance(body["profile"], bool):
-                raise InvalidRequest(f'"profile" must be true or false; got {body["profile"]!r}')
-            options["profile"] = body["profile"]
+        body = self.body(JobRequestBody)
+        path = self._target(body.target)
+        options: dict[str, Any] = body.model_dump(exclude={"target", "timeout_s"}, exclude_none=True)
+        if body.timeout_s is not None:
+            options["timeout"] = body.timeout_s
         job = await self.call(self.wb.jobs.submit, str(path), owner=self.acting_user, cwd=str(path.parent), **options)
         self.reply(job, status=201)
 
@@ -432,7 +374,7 @@ class JobLogsHandler(JobHandler):
     @web.authenticated
     async def get(self, job_id: str) -> None:
         job = await self._owned(job_id)
-        offset = self.query_int("offset", 0)
+        offset = self.query_int("offset", 0, maximum=MAX_LOG_OFFSET)
         text, next_offset = await self.call(read_log, getattr(job, "log_path", None), offset)
         state = str(getattr(job, "state", ""))
         self.reply({"id": job_id, "state": state, "offset": offset, "next_offset": next_offset, "text": text,
@@ -451,6 +393,9 @@ def read_log(path: Any, offset: int) -> tuple[str, int]:
         return "", offset
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if offset >= size:  # past the end (a client ahead of a log still being written)
+                return "", offset
             f.seek(offset)
             chunk = f.read(LOG_CHUNK_BYTES)
     except FileNotFoundError:
@@ -509,9 +454,7 @@ class KernelResultsHandler(WorkbenchAPIHandler):
     async def get(self) -> None:
         require_service("kernels")
         kernel = self.get_query_argument("kernel", None)
-        limit = self.query_int("limit", 50, minimum=1)
-        if limit > 1000:
-            raise InvalidRequest(f"limit={limit} is too large; at most 1000 results per request")
+        limit = self.query_int("limit", 50, minimum=1, maximum=1000)
         self.reply({"results": await self.call(self.wb.kernels.results, kernel=kernel, limit=limit)})
 
 

@@ -49,8 +49,10 @@ class Lease(ServiceRecord):
     _service: SliceService | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_row(cls, row: LeaseRow, service: SliceService | None = None) -> Lease:
-        return cls(
+    def from_row(cls, row: LeaseRow, service: SliceService | None = None, now: dt.datetime | None = None) -> Lease:
+        """The row as a record. Given `now`, a live lease past its `expires_at` reads `expired`, as it
+        is, though the sweep that ends it in the database (and frees its capacity) has not run yet."""
+        lease = cls(
             id=row.id, owner=row.owner, project=row.project, kind=row.kind, state=row.state, node=row.node,
             device_keys=list(row.device_keys or []), profile=row.profile, mig_start=row.mig_start,
             gpu_milli=row.gpu_milli, cpu_milli=row.cpu_milli, memory_bytes=row.memory_bytes,
@@ -61,6 +63,11 @@ class Lease(ServiceRecord):
             renew_at=renew_due_at(as_utc(row.expires_at), row.ttl_s) if row.state in LIVE_STATES else None,
             _service=service,
         )
+        if now is not None and lease.state in LIVE_STATES and lease.expires_at is not None and lease.expires_at <= now:
+            lease.state = "expired"
+            lease.reason = f"not renewed within its TTL (expired at {lease.expires_at:%H:%M:%S} UTC)"
+            lease.ended_at = lease.expires_at
+        return lease
 
     # -- state --------------------------------------------------------------------------------
     @property

@@ -43,7 +43,8 @@ from workbench.slices.placement import (
     Task,
     make_policy,
 )
-from workbench.slices.spec import SliceSpec, parse_memory, parse_spec
+from workbench.slices.spec import SliceSpec, parse_spec
+from workbench.units import check_name, check_priority, parse_size_bytes
 from workbench.store.engine import DriverStatement
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.slices import LeaseEventRow, LeaseRow
@@ -520,6 +521,16 @@ class SliceService:
         return dict(quotas.get(f"{scope}:{name}", quotas.get(f"{scope}:*", {})))
 
     # -- validation: requests that can never be met -------------------------------------------
+    def check(self, spec: str | float) -> SliceSpec:
+        """Parse `spec` and check it against this fleet as `request` does, leasing nothing.
+
+        A job that names a slice this fleet can never grant (`1g.10gb` on a machine without a GPU)
+        is refused when it is submitted, not 0.2 s later when it asks for the slice.
+        """
+        parsed = parse_spec(spec)
+        self._validate(Request(parsed, cpu_milli=parsed.cpu_milli))
+        return parsed
+
     def _validate(self, req: Request) -> None:
         inv = self.inventory
         kind = req.spec.kind
@@ -604,19 +615,16 @@ class SliceService:
         """
         # `owner` lets a trusted face (the Jupyter server, the jobs scheduler) request for the user
         # it acts for; acting on an existing lease is what ownership guards (renew, release).
-        owner = owner or self.wb.user
+        owner = check_name(owner or self.wb.user, "owner")
+        if project is not None:
+            check_name(project, "project")
+        check_priority(priority)
         parsed = parse_spec(spec)
         host_mib = 0
         if memory_bytes is not None:
-            value = parse_memory(memory_bytes) if isinstance(memory_bytes, str) else int(memory_bytes)
-            if value is None or value <= 0:
-                raise InvalidRequest(f"memory_bytes={memory_bytes!r} is not a memory size such as 8GiB")
-            host_mib = math.ceil(value / MIB)
-        if isinstance(min_memory_bytes, str):
-            parsed_min = parse_memory(min_memory_bytes)
-            if parsed_min is None:
-                raise InvalidRequest(f"min_memory_bytes={min_memory_bytes!r} is not a memory size such as 40GiB")
-            min_memory_bytes = parsed_min
+            host_mib = math.ceil(parse_size_bytes(memory_bytes, "memory_bytes") / MIB)
+        if isinstance(min_memory_bytes, (str, int)):
+            min_memory_bytes = parse_size_bytes(min_memory_bytes, "min_memory_bytes")
         if isinstance(models, str):
             models = [models]
         if policy is not None:
@@ -715,7 +723,7 @@ class SliceService:
             row = s.get(LeaseRow, lease_id)
             if row is None:
                 raise NotFound(f"no lease {lease_id!r}; see wb.slices.list()")
-            return Lease.from_row(row, self)
+            return Lease.from_row(row, self, now=self._clock())
 
     def list(self, owner: str | None = None, all_users: bool = False, include_ended: bool = False) -> LeaseList:
         """Leases of `owner` (default: you), or everyone's with `all_users=True`; live and queued unless `include_ended`."""
@@ -724,8 +732,9 @@ class SliceService:
             q = q.where(LeaseRow.owner == (owner or self.wb.user))
         if not include_ended:
             q = q.where(LeaseRow.state.in_((*LIVE_STATES, "queued")))
+        now = self._clock()
         with self.wb.store.session() as s:
-            return LeaseList(Lease.from_row(r, self) for r in s.scalars(q).all())
+            return LeaseList(Lease.from_row(r, self, now=now) for r in s.scalars(q).all())
 
     def renew(self, lease_id: str) -> Lease:
         """Heartbeat: the lease now expires one TTL from now. Ended leases cannot be renewed."""

@@ -6,6 +6,10 @@ unit of work) opens a transaction that takes the write lock at its start (`BEGIN
 SQLite, a transaction-scoped advisory lock on PostgreSQL): an allocation reads free capacity and
 writes its lease with no other allocation in between, so two processes never hand out the same
 capacity. `DriverStatement` runs the allocation's few hot statements on the driver itself.
+
+`Store.write()` retries a write that failed for a reason that passes (SQLite busy beyond its
+timeout, a full disk, PostgreSQL restarting or unreachable) with backoff, for a bounded time,
+so a job's final state survives a database that is briefly away.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import tenacity
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -30,6 +37,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workbench.errors import StoreUnavailable
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+DEFAULT_WRITE_RETRY_S = 60.0
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+# SQLite's errors that pass (another writer, a full disk someone frees); PostgreSQL's
+# OperationalError is about the connection or the server (restarting, unreachable, disk full).
+_SQLITE_TRANSIENT = ("database is locked", "database is busy", "database table is locked", "disk i/o error",
+                     "database or disk is full", "unable to open database file")
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # One advisory-lock key for allocations on PostgreSQL ("wballoc" in ASCII, fits in a bigint).
 _PG_ALLOCATION_LOCK = 0x7762616C6C6F63
@@ -41,7 +57,7 @@ def mask_url(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's `begin` event emit BEGIN itself (pysqlite's own handling defers it).
@@ -49,7 +65,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -63,8 +79,11 @@ def _sqlite_pragmas(engine: Engine) -> None:
 class Store:
     """The workbench's database. Create one per process (the `Workbench` object holds it)."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, write_retry_s: float = DEFAULT_WRITE_RETRY_S,
+                 busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         self.url = url
+        self.write_retry_s = write_retry_s
+        self.busy_timeout_ms = int(busy_timeout_s * 1000)
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
@@ -81,7 +100,7 @@ class Store:
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise StoreUnavailable(f"database URL {mask_url(url)!r} is not valid: {exc}") from None
         if self.is_sqlite:
-            _sqlite_pragmas(self.engine)
+            _sqlite_pragmas(self.engine, self.busy_timeout_ms)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._immediate_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
@@ -168,6 +187,49 @@ class Store:
         # On SQLite the transaction's BEGIN IMMEDIATE took the write lock already.
         if not self.is_sqlite:
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_ALLOCATION_LOCK})
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether `exc` is a database error that may pass if the write is tried again."""
+        driver_error = self.engine.dialect.loaded_dbapi.OperationalError
+        if not isinstance(exc, (OperationalError, driver_error)):
+            return False
+        if not self.is_sqlite:
+            return True
+        return any(words in str(getattr(exc, "orig", None) or exc).lower() for words in _SQLITE_TRANSIENT)
+
+    def write(self, fn: Callable[[], T], *, what: str, retry_s: float | None = None) -> T:
+        """`fn()` (a whole transaction), tried again with backoff while it fails transiently.
+
+        Gives up after `retry_s` (default `write_retry_s`) with `StoreUnavailable`; an error that
+        does not pass (a constraint, a missing table) is raised at once. `fn` must be safe to
+        repeat: its transaction either committed or rolled back before it is tried again.
+        """
+        transient = (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError)
+        try:  # the common case, without the retry machinery (this is on every job's path)
+            return fn()
+        except transient as exc:
+            if not self.is_transient(exc):
+                raise StoreUnavailable(f"{what}: database {mask_url(self.url)} failed: {_first_line(exc)}") from None
+        budget_s = self.write_retry_s if retry_s is None else retry_s
+
+        def note(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("workbench: %s: database busy or away (%s); trying again (attempt %d)",
+                        what, _first_line(exc) if exc else "?", state.attempt_number)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(self.is_transient),
+            wait=tenacity.wait_exponential_jitter(initial=0.05, max=2.0),
+            stop=tenacity.stop_after_delay(budget_s),
+            before_sleep=note,
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except transient as exc:
+            raise StoreUnavailable(
+                f"{what}: database {mask_url(self.url)} failed for {budget_s:g} s: {_first_line(exc)}"
+            ) from None
 
     @contextlib.contextmanager
     def _wrap_errors(self) -> Iterator[None]:
