@@ -760,6 +760,7 @@ class SliceService:
             row = _LeaseRecord._make(found[0])
             self._event(txn.connection, lease_id, "released", {"reason": reason, "by": by})
             self._schedule(txn, now, expire=False)  # expiry is checked by the next request
+        self.wb.endpoints.stop_for_lease(lease_id, f"its slice {lease_id} was released")  # they live as long as it
         return Lease.from_row(row, self)
 
     def sweep(self) -> dict[str, int]:
@@ -769,6 +770,7 @@ class SliceService:
             expired = self._expire(txn, now)
             idle = self._observe(txn.session, now)
             granted = self._schedule(txn, now, expire=False)
+        self.wb.endpoints.reap()  # endpoints of leases that ended (expired, preempted, ...)
         return {"expired": expired, "idle": idle, "granted": granted}
 
     def events(self, lease_id: str) -> list[dict[str, Any]]:
