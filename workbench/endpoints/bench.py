@@ -192,7 +192,8 @@ def run_bench(endpoint: Any, *, concurrency: Sequence[int] = (1, 8, 32), seconds
         errors += failed
         results.append({"concurrency": level, "requests": len(latencies), "rps": len(latencies) / seconds,
                         **percentiles_ms(latencies)})
-    session = open_session(endpoint.model_path, threads=endpoint.config.get("threads"))
+    # The server's providers (the CUDA one with its memory cap on a GPU slice) and thread count.
+    session = open_session(endpoint.model_path, endpoint.config.get("providers"), endpoint.config.get("threads"))
     baseline_s = min(seconds, 2.0)
     baseline = time_calls(lambda: session.run(None, inputs), baseline_s)
     eager = _torch_eager(model, inputs, baseline_s) if model is not None else None

@@ -76,6 +76,10 @@ class ModelServer:
                                     buckets=_BATCH_BUCKETS, registry=self.registry)
         self.batch_latency = Histogram("workbench_endpoint_batch_latency_seconds", "Time of one model run.",
                                        ["model"], buckets=_LATENCY_BUCKETS_S, registry=self.registry)
+        # Children of the labelled metrics, looked up once rather than on every request.
+        self._request_latency = self.latency.labels(self.name)
+        self._batch_rows = self.batch_size.labels(self.name)
+        self._batch_seconds = self.batch_latency.labels(self.name)
         self.batcher = MicroBatcher(
             self._run, max_batch_size=int(config.get("max_batch_size", 32)), max_wait_ms=float(config.get("max_wait_ms", 2.0)),
             batchable=self.signature.batchable, on_batch=self._observe_batch,
@@ -100,8 +104,8 @@ class ModelServer:
         return self.session.run(self._output_names, inputs)  # type: ignore[no-any-return]
 
     def _observe_batch(self, rows: int, seconds: float) -> None:
-        self.batch_size.labels(self.name).observe(rows)
-        self.batch_latency.labels(self.name).observe(seconds)
+        self._batch_rows.observe(rows)
+        self._batch_seconds.observe(seconds)
 
     # -- checks -------------------------------------------------------------------------------
     def _authorize(self, request: Request) -> None:
@@ -122,19 +126,15 @@ class ModelServer:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise BadRequest(413, f"request body of {int(declared):,} bytes is over this endpoint's limit of {self.max_body_bytes:,} bytes")
-        chunks, size = [], 0
+        if declared is not None and declared.isdigit():
+            return _parse(await request.body())
+        chunks, size = [], 0  # chunked: read no further than the limit
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise BadRequest(413, f"request body is over this endpoint's limit of {self.max_body_bytes:,} bytes")
             chunks.append(chunk)
-        try:
-            body = orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(400, f"request body is not JSON: {exc}") from None
-        if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
-            raise BadRequest(400, 'request body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
-        return body
+        return _parse(b"".join(chunks))
 
     def _tensors(self, body: dict[str, Any]) -> dict[str, np.ndarray]:
         specs = {t.name: t for t in self.signature.inputs}
@@ -222,7 +222,17 @@ class ModelServer:
             if not queued:
                 self.batcher.arriving -= 1
             self.requests.labels(self.name, str(status)).inc()
-            self.latency.labels(self.name).observe(time.perf_counter() - started)
+            self._request_latency.observe(time.perf_counter() - started)
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(400, f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+        raise BadRequest(400, 'request body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
+    return body
 
 
 def _tensor(item: dict[str, Any], spec: TensorSpec) -> np.ndarray:

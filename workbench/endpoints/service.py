@@ -108,7 +108,7 @@ class EndpointService:
         row = EndpointRow(
             id=endpoint_id, name=name, owner=self.wb.user, lease_id=lease.id, state="starting",
             model_path=str(model_path), node=lease.node or socket.gethostname(), token=bearer,
-            config={k: config[k] for k in ("max_batch_size", "max_wait_ms", "max_body_bytes", "owns_lease", "threads")},
+            config={k: config[k] for k in ("max_batch_size", "max_wait_ms", "max_body_bytes", "owns_lease", "threads", "providers")},
             signature=signature.as_json(), bench={}, log_path=str(folder / "server.log"),
         )
         with self.wb.store.session() as s:
