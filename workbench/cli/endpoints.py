@@ -20,7 +20,7 @@ def _rows(endpoints: list[Any]) -> list[list[Any]]:
 
 @app.command()
 def deploy(
-    model: str = typer.Argument(..., help="MODEL.onnx, or models:/NAME/VERSION from the MLflow registry."),
+    model: str = typer.Argument(..., help="MODEL.onnx: inputs, outputs and their shapes come from the file."),
     slice_: str = typer.Option("cpu", "--slice", help="A lease id you hold, or a spec to request (cpu, cpu:2, 0.25, 1g.10gb)."),
     name: str | None = typer.Option(None, "--name", help="The model's name in the URL (default: the file's stem)."),
     max_batch_size: int = typer.Option(32, "--max-batch-size", help="Most rows the micro-batcher joins into one run."),

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,6 +42,28 @@ from workbench.endpoints.signature import V2_TO_NUMPY, Signature, TensorSpec, op
 DEFAULT_MAX_BODY_BYTES = 16 * 1024**2
 _LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class RateWindow:
+    """Events per second over the last `window_s` seconds, in one-second buckets (for the sidebar's
+    requests/s: a Prometheus server would take `rate()` of the counter, a sidebar has none)."""
+
+    def __init__(self, window_s: int = 10) -> None:
+        self.window_s = window_s
+        self._counts = [0] * (window_s + 1)
+        self._seconds = [0] * (window_s + 1)
+
+    def add(self) -> None:
+        now = int(time.monotonic())
+        slot = now % len(self._counts)
+        if self._seconds[slot] != now:
+            self._seconds[slot], self._counts[slot] = now, 0
+        self._counts[slot] += 1
+
+    def per_second(self) -> float:
+        now = int(time.monotonic())
+        total = sum(c for c, s in zip(self._counts, self._seconds, strict=True) if now - self.window_s <= s < now)
+        return total / self.window_s
 
 
 class BadRequest(Exception):
@@ -76,6 +98,9 @@ class ModelServer:
                                     buckets=_BATCH_BUCKETS, registry=self.registry)
         self.batch_latency = Histogram("workbench_endpoint_batch_latency_seconds", "Time of one model run.",
                                        ["model"], buckets=_LATENCY_BUCKETS_S, registry=self.registry)
+        self.rate = RateWindow()
+        Gauge("workbench_endpoint_requests_per_second", "Requests answered per second over the last 10 s.",
+              registry=self.registry).set_function(self.rate.per_second)
         # Children of the labelled metrics, looked up once rather than on every request.
         self._request_latency = self.latency.labels(self.name)
         self._batch_rows = self.batch_size.labels(self.name)
@@ -222,6 +247,8 @@ class ModelServer:
             if not queued:
                 self.batcher.arriving -= 1
             self.requests.labels(self.name, str(status)).inc()
+            if status == 200:
+                self.rate.add()
             self._request_latency.observe(time.perf_counter() - started)
 
 
