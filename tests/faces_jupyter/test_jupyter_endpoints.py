@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from jupyter_fixtures import *  # noqa: F403  (api, jp_fetch, ...)
+from onnx_models import LINEAR_WEIGHTS, linear_onnx
 
 pytest.importorskip("onnxruntime")
 
@@ -20,35 +21,18 @@ def jp_server_config() -> dict[str, Any]:
     return {"ServerApp": {"jpserver_extensions": {"workbench.jupyter": True, "jupyter_server_proxy": True}}}
 
 
-def _mlp(path: Path) -> Path:
-    """A 16→4 linear model written with onnx's helpers (no exporter needed for this face's test)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(16, 4) / 64, "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "w"], ["output"])], "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 16])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 4])], [w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 async def test_list_infer_through_jupyter_and_stop(api: Any, jp_fetch: Any, store_home: Path, tmp_path: Path) -> None:
     from workbench import Workbench
     from workbench.config import load_settings
 
     with Workbench(home=store_home, user=load_settings().user) as wb:
-        ep = wb.endpoints.deploy(_mlp(tmp_path / "mlp.onnx"), slice="cpu", name="mlp")
+        ep = wb.endpoints.deploy(linear_onnx(tmp_path / "mlp.onnx"), slice="cpu", name="mlp")
         try:
             x = np.ones((2, 16), np.float32)
             body = {"inputs": [{"name": "input", "shape": [2, 16], "datatype": "FP32", "data": x.ravel().tolist()}]}
             status, answer = await api("POST", f"endpoints/{ep.id}/infer", body)
             assert status == 200, answer
-            want = x @ (np.arange(64, dtype=np.float32).reshape(16, 4) / 64)
+            want = x @ LINEAR_WEIGHTS
             np.testing.assert_allclose(np.asarray(answer["outputs"][0]["data"]).reshape(2, 4), want, rtol=1e-6)
             status, answer = await api("POST", f"endpoints/{ep.id}/infer", {"inputs": [{**body["inputs"][0], "shape": [2, 15]}]})
             assert status == 400 and "has shape [2, 15]" in answer["error"]  # the endpoint's own 4xx, passed on
@@ -75,7 +59,7 @@ async def test_list_infer_through_jupyter_and_stop(api: Any, jp_fetch: Any, stor
 
 async def test_someone_elses_endpoint_is_forbidden(api: Any, as_user: Any, tmp_path: Path) -> None:
     bob = as_user("bob")
-    ep = bob.endpoints.deploy(_mlp(tmp_path / "mlp.onnx"), slice="cpu", name="bobs")
+    ep = bob.endpoints.deploy(linear_onnx(tmp_path / "mlp.onnx"), slice="cpu", name="bobs")
     try:
         for method, path in [("GET", f"endpoints/{ep.id}"), ("DELETE", f"endpoints/{ep.id}"), ("POST", f"endpoints/{ep.id}/infer")]:
             status, answer = await api(method, path, {"inputs": []} if method == "POST" else None)
