@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import html
 import io
-from collections.abc import Callable, Sequence
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,7 +171,7 @@ def _export_torch(model: Any, args: tuple[Any, ...], path: Path, input_names: li
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     dynamic = tuple({0: batch} if t.ndim else {} for t in tensors)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        with _quiet_exporter():
             program = torch.onnx.export(
                 model, tensors, dynamo=True, input_names=input_names, output_names=list(output_names),
                 dynamic_shapes=dynamic, verbose=False,
@@ -186,6 +188,22 @@ def _export_torch(model: Any, args: tuple[Any, ...], path: Path, input_names: li
         return [o.detach().cpu().numpy() for o in outs]
 
     return run
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter prints its progress, logs a warning per torchvision op it skips and raises
+    FutureWarnings from torch internals: none of it is the user's business, and it would make
+    a notebook's output differ on every run."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
