@@ -91,3 +91,29 @@ def test_stop_json_then_the_url_no_longer_answers(home: Path, deployed: dict[str
         httpx.get(f"{deployed['url']}/v2/health/ready", timeout=2)
     assert json.loads(_cli(home, "endpoints", "list", "--json").stdout) == []
     assert json.loads(_cli(home, "slices", "list", "--json").stdout) == []  # the lease it requested is released
+
+
+def test_export_a_modules_weights_with_parity(home: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "examples"))
+    from torch_cnn_digits import build_model
+
+    torch.manual_seed(3)
+    weights = tmp_path / "cnn_weights.pt"
+    torch.save(build_model().state_dict(), weights)
+    out = tmp_path / "cnn.onnx"
+    result = _cli(home, "endpoints", "export", "examples/torch_cnn_digits.py:build_model", "--shape", "2,1,8,8",
+                  "--weights", str(weights), "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    exported = json.loads(result.stdout)
+    assert exported["ok"] and exported["path"] == str(out) and out.is_file()
+    assert exported["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 1, 8, 8]}]
+    want = build_model()
+    want.load_state_dict(torch.load(weights))
+    x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
+    got = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, want.eval()(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+    torch.save({"unrelated": torch.zeros(1)}, tmp_path / "other.pt")
+    bad = _cli(home, "endpoints", "export", "examples/torch_cnn_digits.py:build_model", "--shape", "1,1,8,8",
+               "--weights", str(tmp_path / "other.pt"))
+    assert bad.returncode == 1 and "do not fit what examples/torch_cnn_digits.py:build_model builds" in bad.stderr

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from lab_server import LabServer, start_lab
 from onnx_models import linear_onnx
-from test_jupyterlab_browser import artifacts_dir, open_lab
+from test_jupyterlab_browser import artifacts_dir, browser, open_lab  # noqa: F401  (browser: the fixture)
 
 pytestmark = [pytest.mark.requires_browser, pytest.mark.slow]
 pytest.importorskip("onnxruntime")
-
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,17 +28,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     server = start_lab(tmp_path_factory.mktemp("endpointslab"), extra_env={"JUPYTER_PATH": str(path)})
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-    from test_jupyterlab_browser import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 def test_sidebar_lists_my_endpoint_with_its_rate_and_stops_it(lab: LabServer, browser: Any) -> None:

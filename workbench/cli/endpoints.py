@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,6 +17,29 @@ _COLUMNS = ["id", "name", "owner", "state", "URL", "slice", "reason"]
 
 def _rows(endpoints: list[Any]) -> list[list[Any]]:
     return [[e.id, e.name, e.owner, e.state, e.url, e.lease_id, e.reason if not e.live else None] for e in endpoints]
+
+
+@app.command()
+def export(
+    factory: str = typer.Argument(..., help="PATH.py:FUNCTION or module:FUNCTION building the torch module, e.g. examples/torch_cnn_digits.py:build_model."),
+    shape: str = typer.Option(..., "--shape", help="The example input's shape, batch first, e.g. 1,1,8,8."),
+    weights: str | None = typer.Option(None, "--weights", help="A state dict: a file, or JOB_ID:ARTIFACT (e.g. job-…:cnn_weights.pt)."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write the .onnx (default: under the data directory)."),
+    as_json: bool = typer.Option(False, "--json", help="The file, its inputs and outputs, and the parity per output."),
+) -> None:
+    """Export a torch module (a job's trained weights) to ONNX and check parity against PyTorch."""
+    try:
+        dims = [int(d) for d in shape.split(",") if d.strip()]
+    except ValueError:
+        raise InvalidRequest(f"--shape {shape!r} must be whole numbers, comma-separated, e.g. 1,1,8,8") from None
+    result = get_workbench().endpoints.export_from(factory, dims, weights=weights, path=out)
+    if as_json:
+        print_json(result.as_json())
+        return
+    rows = [[p.name, f"{p.max_abs_err:.3g}", f"{p.max_rel_err:.3g}", "ok" if p.ok else "FAILED"] for p in result.parity]
+    table(f"{result.path} (parity at rtol={result.rtol:g}, atol={result.atol:g})", ["output", "max abs err", "max rel err", ""], rows)
+    if not result.ok:
+        raise typer.Exit(3)
 
 
 @app.command()

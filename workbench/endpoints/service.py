@@ -61,6 +61,43 @@ class EndpointService:
             path = self.folder / "exports" / f"{stem}.onnx"
         return export(model, example, path, **kwargs)
 
+    def export_from(self, factory: str, shape: Sequence[int], *, weights: str | Path | None = None,
+                    path: str | Path | None = None) -> ExportResult:
+        """Export what `factory` builds (`PATH.py:FUNCTION` or `module:FUNCTION`, returning a
+        `torch.nn.Module`), with `weights` loaded (a state-dict file, or `JOB_ID:ARTIFACT` of one
+        of your jobs), called on zeros of `shape` (batch first). What `workbench endpoints export`
+        runs: a job's trained weights become an ONNX file."""
+        import torch
+
+        module = _load_factory(factory)()
+        if not isinstance(module, torch.nn.Module):
+            raise InvalidRequest(f"{factory} returned a {type(module).__name__}, not a torch.nn.Module")
+        if weights is not None:
+            state = torch.load(self._weights_file(str(weights)), map_location="cpu", weights_only=True)
+            try:
+                module.load_state_dict(state)
+            except (RuntimeError, TypeError) as exc:
+                raise InvalidRequest(f"the weights {weights} do not fit what {factory} builds: {str(exc).splitlines()[0]}") from None
+        if not shape or any(int(d) < 1 for d in shape):
+            raise InvalidRequest(f"shape {list(shape)} must be sizes of at least 1, batch first, e.g. 1,1,8,8")
+        name = factory.rsplit(":", 1)[-1]
+        return self.export(module.eval(), torch.zeros(*[int(d) for d in shape]), path, name=name)
+
+    def _weights_file(self, weights: str) -> Path:
+        job_id, _, artifact = weights.partition(":")
+        if job_id.startswith("job-") and artifact:
+            job = self.wb.jobs.get(job_id)
+            if job.owner != self.wb.user and not self.wb.is_admin():
+                raise Forbidden(f"job {job_id} belongs to {job.owner}, not {self.wb.user}")
+            found = next((p for p in job.artifacts() if p.name == artifact), None)
+            if found is None:
+                raise NotFound(f"job {job_id} has no artifact {artifact!r}; it has {[p.name for p in job.artifacts()]}")
+            return found
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise InvalidRequest(f"weights {weights} is neither a file nor JOB_ID:ARTIFACT")
+        return path
+
     # -- deploy -------------------------------------------------------------------------------
     def deploy(
         self,
@@ -368,6 +405,31 @@ def end_for_reason(wb: Any, endpoint_id: str, lease_id: str, stop_with: str | No
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _load_factory(factory: str) -> Any:
+    """`examples/torch_cnn_digits.py:build_model` or `package.module:build_model` -> the function."""
+    import importlib
+    import importlib.util
+
+    where, sep, attr = factory.rpartition(":")
+    if not sep or not where or not attr.isidentifier():
+        raise InvalidRequest(f"{factory!r} is not PATH.py:FUNCTION or module:FUNCTION, e.g. examples/torch_cnn_digits.py:build_model")
+    try:
+        if where.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(f"_workbench_factory_{Path(where).stem}", where)
+            if spec is None or spec.loader is None or not Path(where).is_file():
+                raise InvalidRequest(f"{where} is not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except ImportError as exc:
+        raise InvalidRequest(f"cannot import {where}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise InvalidRequest(f"{where} has no function {attr!r}")
+    return fn
+
+
 def _check_name(name: str) -> None:
     if not name or not all(c.isalnum() or c in "-_." for c in name) or len(name) > 200:
         raise InvalidRequest(f"endpoint name {name!r} must be 1-200 letters, digits, '-', '_' or '.' (it is part of the URL)")
