@@ -60,10 +60,13 @@ def main() -> None:
         finally:
             wb.endpoints.stop(ep)
     print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with other work)")
-    print(f"{'concurrency':>11} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p99/p50':>8}")
+    print(f"{'concurrency':>11} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p99/p50':>8}"
+          f" {'server CPU ms/req':>18} {'client CPU ms/req':>18}")
     for r in result.results:
+        cpu = result.cpu_ms_per_request.get(r["concurrency"], {})
         print(f"{r['concurrency']:>11} {r['requests']:>9} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} "
-              f"{r['p99_ms']:>8.2f} {result.tail_amplification(r['concurrency']) or 0:>8.2f}")
+              f"{r['p99_ms']:>8.2f} {result.tail_amplification(r['concurrency']) or 0:>8.2f}"
+              f" {cpu.get('server') or float('nan'):>18.3f} {cpu.get('client') or float('nan'):>18.3f}")
     base = result.baseline
     eager = result.torch_eager or {}
     print(f"baseline raw session.run (this process): p50 {base['p50_ms']:.4f} ms, {base['rps']:,.0f} runs/s")
@@ -80,6 +83,10 @@ def main() -> None:
         print(f"  batching gain c=8 / c=1: {gain:.2f}× requests/s; target ≥ 2×: {'met' if gain >= 2 else 'NOT met'}")
     if tail is not None:
         print(f"  tail amplification at c=8: p99/p50 = {tail:.2f}; target ≤ 3: {'met' if tail <= 3 else 'NOT met'}")
+    one = result.cpu_ms_per_request.get(first["concurrency"], {})
+    if one.get("server") is not None:
+        print(f"  CPU per request at c={first['concurrency']}: server {one['server']:.3f} ms + client (httpx) {one['client']:.3f} ms "
+              f"= {one['server'] + one['client']:.3f} ms; on an idle machine the overhead cannot be less than this sum")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**result.as_json(), **result.derived(), "load_average": os.getloadavg()[0]}, indent=2))

@@ -33,7 +33,10 @@ class BenchResult:
     torch_eager: dict[str, float] | None = None
     errors: int = 0
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    # Per concurrency: CPU milliseconds per answered request in the server process and in this
+    # one (the load generator), warm-up included: what each request costs, which, unlike
+    # latency, other load on a shared machine does not inflate much.
+    cpu_ms_per_request: dict[int, dict[str, float | None]] = field(default_factory=dict)
 
     def _at(self, concurrency: int) -> dict[str, Any] | None:
         return next((r for r in self.results if r["concurrency"] == concurrency), None)
@@ -63,7 +66,7 @@ class BenchResult:
         return {
             "serving_overhead_ms": self.serving_overhead_ms, "batching_gain": self.batching_gain,
             "tail_amplification": {r["concurrency"]: self.tail_amplification(r["concurrency"]) for r in self.results},
-            "torch_eager": self.torch_eager, "errors": self.errors,
+            "torch_eager": self.torch_eager, "errors": self.errors, "cpu_ms_per_request": self.cpu_ms_per_request,
         }
 
     def __repr__(self) -> str:
@@ -127,13 +130,16 @@ async def _closed_loop(url: str, body: bytes, headers: dict[str, str], concurren
 
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        measuring_from = time.perf_counter() + warmup_s
-        stop_at = measuring_from + seconds
+    measuring_from = time.perf_counter() + warmup_s
+    stop_at = measuring_from + seconds
+    single = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
-        async def user() -> None:
-            nonlocal errors
+    async def user() -> None:
+        # A client (one kept-alive connection) per user: one pool shared by all users costs the
+        # load generator several times more CPU per request as concurrency rises (its pool scans
+        # every connection on each request), which would be measured as the endpoint's latency.
+        nonlocal errors
+        async with httpx.AsyncClient(limits=single, timeout=30) as client:
             while (sent := time.perf_counter()) < stop_at:
                 response = await client.post(url, content=body, headers=headers)
                 done = time.perf_counter()
@@ -143,7 +149,7 @@ async def _closed_loop(url: str, body: bytes, headers: dict[str, str], concurren
                     else:
                         errors += 1
 
-        await asyncio.gather(*(user() for _ in range(concurrency)))
+    await asyncio.gather(*(user() for _ in range(concurrency)))
     return latencies, errors
 
 
@@ -186,9 +192,14 @@ def run_bench(endpoint: Any, *, concurrency: Sequence[int] = (1, 8, 32), seconds
         httpx.get(f"{endpoint.url}/v2/health/ready", timeout=5).raise_for_status()
     except httpx.HTTPError as exc:
         raise BackendUnavailable(f"endpoint {endpoint.id} at {endpoint.url} is not ready: {exc}") from None
-    results, errors = [], 0
+    server = _server_process(endpoint)
+    results, errors, cpu = [], 0, {}
     for level in levels:
+        server_cpu_s, client_cpu_s = _cpu_s(server), time.process_time()
         latencies, failed = _run_in_thread(lambda level=level: _closed_loop(endpoint.infer_url, body, headers, level, warmup_s, seconds))
+        answered = max(len(latencies), 1) * (warmup_s + seconds) / seconds  # the warm-up's requests cost CPU too
+        server_ms = (_cpu_s(server) - server_cpu_s) * 1000 / answered if server is not None else None
+        cpu[level] = {"server": server_ms, "client": (time.process_time() - client_cpu_s) * 1000 / answered}
         errors += failed
         results.append({"concurrency": level, "requests": len(latencies), "rps": len(latencies) / seconds,
                         **percentiles_ms(latencies)})
@@ -197,7 +208,31 @@ def run_bench(endpoint: Any, *, concurrency: Sequence[int] = (1, 8, 32), seconds
     baseline_s = min(seconds, 2.0)
     baseline = time_calls(lambda: session.run(None, inputs), baseline_s)
     eager = _torch_eager(model, inputs, baseline_s) if model is not None else None
-    return BenchResult(endpoint.id, results, baseline, eager, errors, seconds)
+    return BenchResult(endpoint.id, results, baseline, eager, errors, seconds, cpu)
+
+
+def _server_process(endpoint: Any) -> Any:
+    """The endpoint's server process when it runs on this machine (psutil), else None."""
+    import socket
+
+    import psutil
+
+    if endpoint.pid is None or endpoint.node not in (None, socket.gethostname()):
+        return None
+    try:
+        return psutil.Process(endpoint.pid)
+    except psutil.Error:
+        return None
+
+
+def _cpu_s(process: Any) -> float:
+    if process is None:
+        return 0.0
+    try:
+        times = process.cpu_times()
+    except Exception:  # noqa: BLE001 - the server ended; the bench reports what it measured
+        return 0.0
+    return float(times.user + times.system)
 
 
 def _torch_eager(model: Any, inputs: dict[str, np.ndarray], seconds: float) -> dict[str, float] | None:

@@ -2,7 +2,7 @@
 
 An endpoint is a server process (`workbench.endpoints.server`) started with its slice's
 environment, recorded in the `endpoints` table. It lives as long as its lease: the server renews
-the lease while it runs and exits when the lease ends (its watchdog reads the store every second),
+the lease while it runs and exits when the lease ends (its watchdog reads the store every 2 s),
 and `wb.slices.release` / `wb.slices.sweep` stop the endpoints of the leases they end at once.
 """
 
@@ -385,23 +385,30 @@ class EndpointService:
             proc.poll()
 
 
-def end_for_reason(wb: Any, endpoint_id: str, lease_id: str, stop_with: str | None = None) -> str | None:
-    """Why the endpoint must end now (its row stopped, its lease ended), or None. With
-    `stop_with`, record that reason on a row still marked live. Used by the server's watchdog."""
+def end_for_reason(wb: Any, endpoint_id: str, lease_id: str) -> tuple[str | None, float]:
+    """Why the endpoint must end now (its row stopped, its lease ended), or None; and the lease's
+    TTL in seconds. One statement: the server's watchdog runs it every few seconds."""
     from workbench.store.models.slices import LeaseRow
 
+    with wb.store.engine.connect() as connection:
+        found = connection.execute(
+            select(EndpointRow.state, LeaseRow.state, LeaseRow.ttl_s)
+            .select_from(EndpointRow).outerjoin(LeaseRow, LeaseRow.id == EndpointRow.lease_id)
+            .where(EndpointRow.id == endpoint_id)
+        ).first()
+    if found is None or found[0] not in LIVE_STATES:
+        return f"endpoint {endpoint_id} is {found[0] if found else 'gone'}", 0.0
+    if found[1] not in ("active", "idle"):
+        return f"its slice {lease_id} was {found[1] or 'deleted'}", 0.0
+    return None, float(found[2] or 0.0)
+
+
+def record_end(wb: Any, endpoint_id: str, reason: str) -> None:
+    """Mark the endpoint stopped with `reason` unless it already is (the watchdog, on its way out)."""
     with wb.store.session() as s:
         row = s.get(EndpointRow, endpoint_id)
-        if stop_with is not None:
-            if row is not None and row.state in LIVE_STATES:
-                row.state, row.reason, row.stopped_at = "stopped", stop_with, utcnow()
-            return stop_with
-        if row is None or row.state not in LIVE_STATES:
-            return f"endpoint {endpoint_id} is {row.state if row else 'gone'}"
-        lease = s.get(LeaseRow, lease_id)
-        if lease is None or lease.state not in ("active", "idle"):
-            return f"its slice {lease_id} was {lease.state if lease else 'deleted'}"
-        return None
+        if row is not None and row.state in LIVE_STATES:
+            row.state, row.reason, row.stopped_at = "stopped", reason, utcnow()
 
 
 # -- helpers ----------------------------------------------------------------------------------
