@@ -26,6 +26,7 @@ from sqlalchemy import select
 from workbench.endpoints.batcher import default_threads
 from workbench.endpoints.endpoint import LIVE_STATES, Endpoint, EndpointList
 from workbench.endpoints.export import ExportResult, export
+from workbench.endpoints.lease_end import Marked, mark_stopped
 from workbench.endpoints.signature import NUMPY_TO_V2, Signature, read_signature
 from workbench.errors import BackendUnavailable, Conflict, Forbidden, InvalidRequest, NotFound, WorkbenchError
 from workbench.store.models.base import new_id, utcnow
@@ -341,15 +342,15 @@ class EndpointService:
 
     def stop_for_lease(self, lease_id: str, reason: str) -> int:
         """Stop the endpoints serving from `lease_id` (its lease ended). Returns how many."""
-        with self.wb.store.session() as s:
-            rows = s.scalars(select(EndpointRow).where(EndpointRow.lease_id == lease_id,
-                                                       EndpointRow.state.in_(LIVE_STATES))).all()
-            endpoints = [Endpoint.from_row(r, self) for r in rows]
-            for r in rows:
-                r.state, r.reason, r.stopped_at = "stopped", reason, utcnow()
-        for ep in endpoints:
-            self._end(ep)
-        return len(endpoints)
+        with self.wb.store.engine.begin() as connection:
+            marked = mark_stopped(connection, lease_id, reason, utcnow())
+        self.end_marked(marked)
+        return len(marked)
+
+    def end_marked(self, marked: Sequence[Marked]) -> None:
+        """End the processes of endpoints already marked stopped (by `mark_stopped`)."""
+        for m in marked:
+            self._end_process_of(m.id, m.pid, m.node, m.lease_id, bool((m.config or {}).get("owns_lease")))
 
     def reap(self) -> int:
         """Stop every endpoint whose lease is no longer live (the sweep calls this)."""
@@ -370,14 +371,17 @@ class EndpointService:
                 row.state, row.reason, row.stopped_at = state, reason, utcnow()
 
     def _end(self, ep: Endpoint) -> None:
-        proc = self._procs.pop(ep.id, None)
-        if ep.pid is not None and (ep.node in (None, socket.gethostname())):
-            _end_process(ep.pid, proc)
+        self._end_process_of(ep.id, ep.pid, ep.node, ep.lease_id, bool(ep.config.get("owns_lease")))
+
+    def _end_process_of(self, endpoint_id: str, pid: int | None, node: str | None, lease_id: str, owns_lease: bool) -> None:
+        proc = self._procs.pop(endpoint_id, None)
+        if pid is not None and (node in (None, socket.gethostname())):
+            _end_process(pid, proc)
         elif proc is not None:
             _end_process(proc.pid, proc)
-        if ep.config.get("owns_lease"):
+        if owns_lease:
             with contextlib.suppress(WorkbenchError):
-                self.wb.slices.release(ep.lease_id)
+                self.wb.slices.release(lease_id)
 
     def close(self) -> None:
         """Endpoints outlive the `Workbench` that deployed them; only reap finished children here."""
