@@ -32,12 +32,13 @@ class Marked(NamedTuple):
 
 _MARK_STOPPED = DriverStatement(
     update(_TABLE)
-    .where(_TABLE.c.lease_id == bindparam("lease_id"), or_(_TABLE.c.state == "starting", _TABLE.c.state == "ready"))
-    .values(state="stopped", reason=bindparam("reason"), stopped_at=bindparam("stopped_at"))
+    # Bind names other than the columns': SQLAlchemy reserves those in an UPDATE's SET clause.
+    .where(_TABLE.c.lease_id == bindparam("for_lease"), or_(_TABLE.c.state == "starting", _TABLE.c.state == "ready"))
+    .values(state="stopped", reason=bindparam("why"), stopped_at=bindparam("at"))
     .returning(_TABLE.c.id, _TABLE.c.lease_id, _TABLE.c.pid, _TABLE.c.node, _TABLE.c.config)
 )
 
 
 def mark_stopped(connection: Connection, lease_id: str, reason: str, now: dt.datetime) -> list[Marked]:
     """Mark the live endpoints of `lease_id` stopped with `reason`; the ones it marked."""
-    return [Marked(*row) for row in _MARK_STOPPED.run(connection, {"lease_id": lease_id, "reason": reason, "stopped_at": now})]
+    return [Marked(*row) for row in _MARK_STOPPED.run(connection, {"for_lease": lease_id, "why": reason, "at": now})]
