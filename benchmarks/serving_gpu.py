@@ -33,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-MODEL_TIMEOUT_S = 80
+MODEL_TIMEOUT_S = 85
 MIB = 1024**2
 
 
@@ -242,7 +242,7 @@ def _print_model(name: str, r: dict[str, Any]) -> None:
     for row in b.get("results", []):
         print(f"  c={row['concurrency']:>2}: {row['rps']:8.0f} req/s  p50 {row['p50_ms']:.2f} ms  p95 {row['p95_ms']:.2f}  p99 {row['p99_ms']:.2f}")
     base = b.get("baseline", {})
-    print(f"  raw session.run (the bench's in-process baseline, CPU): p50 {base.get('p50_ms', float('nan')):.3f} ms")
+    print(f"  raw session.run in-process (the server's providers and memory cap): p50 {base.get('p50_ms', float('nan')):.3f} ms")
     for key in ("raw_cuda_session_run", "torch_eager_cuda"):
         if key in r:
             print(f"  {key}: p50 {r[key]['p50_ms']:.3f} ms, {r[key]['rps']:,.0f}/s")
