@@ -114,6 +114,14 @@ def test_export_a_modules_weights_with_parity(home: Path, tmp_path: Path) -> Non
     got = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
     np.testing.assert_allclose(got, want.eval()(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
     torch.save({"unrelated": torch.zeros(1)}, tmp_path / "other.pt")
-    bad = _cli(home, "endpoints", "export", "examples/torch_cnn_digits.py:build_model", "--shape", "1,1,8,8",
-               "--weights", str(tmp_path / "other.pt"))
-    assert bad.returncode == 1 and "do not fit what examples/torch_cnn_digits.py:build_model builds" in bad.stderr
+    from workbench import Workbench
+    from workbench.errors import InvalidRequest
+
+    with Workbench(home=home, user="cli-user") as wb:  # in this process: the refusals need no exporter
+        factory = f"{ROOT / 'examples' / 'torch_cnn_digits.py'}:build_model"
+        with pytest.raises(InvalidRequest, match="do not fit what .*torch_cnn_digits.py:build_model builds"):
+            wb.endpoints.export_from(factory, [1, 1, 8, 8], weights=tmp_path / "other.pt")
+        with pytest.raises(InvalidRequest, match="has no function 'nothing'"):
+            wb.endpoints.export_from(factory.replace("build_model", "nothing"), [1, 1, 8, 8])
+        with pytest.raises(InvalidRequest, match="neither a file nor JOB_ID:ARTIFACT"):
+            wb.endpoints.export_from(factory, [1, 1, 8, 8], weights=tmp_path / "missing.pt")
