@@ -25,6 +25,17 @@ def load_digits_split(seed: int = 0):  # type: ignore[no-untyped-def]
     return train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
 
 
+def build_model():  # type: ignore[no-untyped-def]
+    """The CNN (1×8×8 images → 10 logits); `torch.load` the job's `cnn_weights.pt` into it to serve it."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 32 x 4 x 4
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
+    )
+
+
 def train(epochs: int = 12, batch_size: int = 64, learning_rate: float = 3e-3, seed: int = 0) -> float:
     """Train; returns the test accuracy."""
     import torch
@@ -33,11 +44,7 @@ def train(epochs: int = 12, batch_size: int = 64, learning_rate: float = 3e-3, s
     torch.manual_seed(seed)
     x_train, x_test, y_train, y_test = (torch.from_numpy(a) for a in load_digits_split(seed))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 32 x 4 x 4
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
-    ).to(device)
+    model = build_model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)

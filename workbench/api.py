@@ -1,7 +1,7 @@
 """The facade: `Workbench`, the one object every face (notebook, widgets, Panel, Jupyter, CLI) calls.
 
 It owns the settings, the database and the noun services (`devices()`, `slices`, `jobs`,
-`profiles`, `kernels`, `energy`). Services are created on first use, so a `Workbench` that only
+`profiles`, `kernels`, `energy`, `endpoints`). Services are created on first use, so a `Workbench` that only
 lists devices never opens the database or starts Dask.
 """
 
@@ -92,6 +92,12 @@ class Workbench:
 
         return EnergyService(self)
 
+    @cached_property
+    def endpoints(self) -> Any:
+        from workbench.endpoints.service import EndpointService
+
+        return EndpointService(self)
+
     def profile(self, *args: Any, **kwargs: Any) -> Any:
         """`with wb.profile() as p:` captures a torch or jax profile of the code inside."""
         return self.profiles.capture(*args, **kwargs)
@@ -99,7 +105,7 @@ class Workbench:
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:
         """Stop what this object started (its Dask cluster, database connections)."""
-        for name in ("jobs", "slices", "profiles", "kernels", "energy"):
+        for name in ("endpoints", "jobs", "slices", "profiles", "kernels", "energy"):
             service = self.__dict__.get(name)
             if service is not None and hasattr(service, "close"):
                 service.close()

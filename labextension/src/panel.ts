@@ -18,6 +18,7 @@ import {
   sliceLabel,
   TERMINAL_JOB_STATES
 } from './api';
+import { EndpointsSection } from './endpoints';
 import { WorkbenchModel } from './model';
 
 type Attrs = Record<string, string>;
@@ -103,6 +104,7 @@ export class WorkbenchPanel extends Widget {
 
   dispose(): void {
     this.model.changed.disconnect(this._render, this);
+    this._endpoints.dispose();
     super.dispose();
   }
 
@@ -145,6 +147,7 @@ export class WorkbenchPanel extends Widget {
           h('div', { class: 'wb-row' }, this._jobSlice, this._submitButton)),
         this._jobs)
     );
+    root.append((this._endpoints = new EndpointsSection()).node);
     this._render();
   }
 
@@ -343,6 +346,7 @@ export class WorkbenchPanel extends Widget {
   private _fleet!: HTMLElement;
   private _slices!: HTMLElement;
   private _jobs!: HTMLElement;
+  private _endpoints!: EndpointsSection;
   private _specSelect!: HTMLSelectElement;
   private _requestButton!: HTMLButtonElement;
   private _target!: HTMLInputElement;

@@ -72,7 +72,7 @@ def test_schemathesis_finds_no_server_error(server: LabServer, tmp_path: Path) -
         capture_output=True, text=True, timeout=400, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "16 selected" in result.stdout, result.stdout[-3000:]
+    assert "20 selected" in result.stdout, result.stdout[-3000:]
     cases = re.search(r"Test cases:\s*([\d,]+) generated", result.stdout)
     assert cases is not None, result.stdout[-3000:]
     generated = int(cases.group(1).replace(",", ""))

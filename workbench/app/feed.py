@@ -82,3 +82,10 @@ class Feed:
 
     def kernels(self) -> Any:
         return self._cached("kernels", "kernels", lambda: list(self.wb.kernels.list()))
+
+    def endpoints(self) -> Any:
+        return self._cached("endpoints", "endpoints", lambda: list(self.wb.endpoints.list(all_users=True, include_stopped=True)))
+
+    def endpoint_stats(self, endpoint_id: str) -> dict[str, float]:
+        stats = self._cached(f"endpoint-stats-{endpoint_id}", "endpoints", lambda: self.wb.endpoints.stats(endpoint_id))
+        return {} if isinstance(stats, Unavailable) else stats

@@ -14,7 +14,8 @@ from panel.theme import Fast
 
 from workbench.widgets.render import CSS
 
-PAGES = (("fleet", "Fleet & slices"), ("jobs", "Job queue"), ("profiles", "Profiles"), ("kernels", "Kernels"))
+PAGES = (("fleet", "Fleet & slices"), ("jobs", "Job queue"), ("profiles", "Profiles"), ("kernels", "Kernels"),
+         ("endpoints", "Endpoints"))
 
 DASHBOARD_CSS = CSS + """
 .wb-nav a{display:block;padding:9px 14px;margin:2px 0;border-radius:6px;color:#1a202c;text-decoration:none;

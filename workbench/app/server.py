@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REFRESH_MS = {"fleet": 1000, "jobs": 300, "job": 500, "profiles": 5000, "kernels": 5000}
+REFRESH_MS = {"fleet": 1000, "jobs": 300, "job": 500, "profiles": 5000, "kernels": 5000, "endpoints": 2000}
 _TITLES = dict(PAGES) | {"job": "Job"}
 
 
@@ -53,6 +53,10 @@ def _page(feed: Feed, name: str, arg: Callable[[str], str | None] = _arg, keepal
         from workbench.app.pages.kernels import KernelsPage
 
         return KernelsPage(feed)
+    if name == "endpoints":
+        from workbench.app.pages.endpoints import EndpointsPage
+
+        return EndpointsPage(feed)
     raise KeyError(name)
 
 

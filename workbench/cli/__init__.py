@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_ORDER = ("devices", "slices", "jobs", "profiles", "kernels", "energy", "serve", "lab")
+_ORDER = ("devices", "slices", "jobs", "profiles", "kernels", "energy", "endpoints", "serve", "lab")
 
 
 def _load_commands() -> None:

@@ -30,6 +30,7 @@ from typing import Any, Callable
 import orjson
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
 from tornado import web
 
 from workbench.errors import (
@@ -458,6 +459,56 @@ class KernelResultsHandler(WorkbenchAPIHandler):
         self.reply({"results": await self.call(self.wb.kernels.results, kernel=kernel, limit=limit)})
 
 
+# -- endpoints --------------------------------------------------------------------------------
+class EndpointsHandler(WorkbenchAPIHandler):
+    """`GET endpoints`: my live endpoints with their requests/s and their URL through this server's proxy."""
+
+    def endpoint_json(self, ep: Any, stats: dict[str, float] | None = None) -> dict[str, Any]:
+        data = to_json(ep)
+        data.pop("token", None)  # the bearer token stays with `wb.endpoints` and the CLI
+        port = (ep.url or "").rsplit(":", 1)[-1]
+        data["proxy_url"] = url_path_join(self.base_url, "proxy", port) + "/" if ep.live and port.isdigit() else None
+        data["stats"] = stats or {}
+        return data
+
+    @web.authenticated
+    async def get(self) -> None:
+        require_service("endpoints")
+        everyone = self.wants_all()
+        endpoints = await self.call(self.wb.endpoints.list, all_users=everyone)
+        mine = [ep for ep in endpoints if ep.owner == self.acting_user]
+        stats = {ep.id: await self.call(self.wb.endpoints.stats, ep.id) for ep in mine}
+        self.reply({"endpoints": [self.endpoint_json(ep, stats.get(ep.id)) for ep in endpoints]})
+
+
+class EndpointHandler(EndpointsHandler):
+    @web.authenticated
+    async def get(self, endpoint_id: str) -> None:
+        require_service("endpoints")
+        ep = await self.call(self.wb.endpoints.get, endpoint_id)
+        self.reply(self.endpoint_json(ep, await self.call(self.wb.endpoints.stats, ep.id)))
+
+    @web.authenticated
+    async def delete(self, endpoint_id: str) -> None:
+        require_service("endpoints")
+        ep = await self.call(self.wb.endpoints.get, endpoint_id)
+        self.reply(self.endpoint_json(await self.call(self.wb.endpoints.stop, ep.id)))
+
+
+class EndpointInferHandler(WorkbenchAPIHandler):
+    """`POST endpoints/{id}/infer`: a KServe v2 request to my endpoint, authenticated by Jupyter
+    (the handler adds the endpoint's bearer token); the endpoint's answer, 4xx included."""
+
+    @web.authenticated
+    async def post(self, endpoint_id: str) -> None:
+        require_service("endpoints")
+        ep = await self.call(self.wb.endpoints.get, endpoint_id)
+        status, body = await self.call(self.wb.endpoints.infer_raw, ep.id, self.request.body or b"")
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(body)
+
+
 class NotFoundHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self, *args: Any) -> None:
@@ -486,5 +537,8 @@ def route_table() -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"/profiles/{ID_RE}/summary", ProfileSummaryHandler),
         (r"/kernels", KernelsHandler),
         (r"/kernels/results", KernelResultsHandler),
+        (r"/endpoints", EndpointsHandler),
+        (rf"/endpoints/{ID_RE}", EndpointHandler),
+        (rf"/endpoints/{ID_RE}/infer", EndpointInferHandler),
         (r"/.*", NotFoundHandler),
     ]

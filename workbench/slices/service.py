@@ -30,6 +30,7 @@ from typing import Any, Self
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from workbench.endpoints.lease_end import mark_stopped
 from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from workbench.inventory.catalog import lookup
 from workbench.inventory.devices import Device, Inventory
@@ -773,7 +774,11 @@ class SliceService:
                 found = txn.run(_RELEASE, lease_id=lease_id, ended_at=now, reason=reason)
             row = _LeaseRecord._make(found[0])
             self._event(txn.connection, lease_id, "released", {"reason": reason, "by": by})
+            # Endpoints live as long as their lease: marked here, their processes ended below.
+            stopped = mark_stopped(txn.connection, lease_id, f"its slice {lease_id} was released", now)
             self._schedule(txn, now, expire=False)  # expiry is checked by the next request
+        if stopped:
+            self.wb.endpoints.end_marked(stopped)
         return Lease.from_row(row, self)
 
     def sweep(self) -> dict[str, int]:
@@ -783,6 +788,7 @@ class SliceService:
             expired = self._expire(txn, now)
             idle = self._observe(txn.session, now)
             granted = self._schedule(txn, now, expire=False)
+        self.wb.endpoints.reap()  # endpoints of leases that ended (expired, preempted, ...)
         return {"expired": expired, "idle": idle, "granted": granted}
 
     def events(self, lease_id: str) -> list[dict[str, Any]]:

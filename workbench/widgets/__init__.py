@@ -6,6 +6,7 @@
     JobProgress(job)           # state, elapsed, log tail, live loss plot, cancel; never blocks the kernel
     ProfileView(p, other)      # summary, top kernels, timeline, comparison
     KernelView(wb, results)    # check table and roofline
+    EndpointView(endpoint)     # state, URL, live requests/s; the last bench's table and latency-vs-throughput plot
 
 Each view calls `workbench.api.Workbench` only; live ones refresh in a background thread.
 """
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FleetWidget", "JobProgress", "KernelView", "LossPlot", "ProfileView", "SliceRequestForm"]
+__all__ = ["EndpointView", "FleetWidget", "JobProgress", "KernelView", "LossPlot", "ProfileView", "SliceRequestForm"]
 
 _WHERE = {
     "FleetWidget": "workbench.widgets.fleet", "SliceRequestForm": "workbench.widgets.slice_form",
     "JobProgress": "workbench.widgets.job", "LossPlot": "workbench.widgets.loss_plot",
     "ProfileView": "workbench.widgets.profile", "KernelView": "workbench.widgets.kernel",
+    "EndpointView": "workbench.widgets.serving",
 }
 
 
