@@ -53,7 +53,23 @@ def load_module(name: str) -> ModuleType:
     path = kernels_dir() / f"{name}.py"
     if not path.is_file():
         raise NotFound(f"no built-in kernel {name!r}; built-in kernels: {', '.join(builtin_names())}")
-    module_name = f"{PRIVATE_PACKAGE}.{name}"
+    return _load_path(path, f"{PRIVATE_PACKAGE}.{name}")
+
+
+@cache
+def load_backend_module(name: str, backend: str) -> ModuleType:
+    """Load `kernels/<backend>/<name>.py` (the Triton or Pallas kernels of one operation).
+
+    These modules import their backend at the top, as Triton's tutorials and the Pallas ops do,
+    so they are loaded only when a kernel is first built: after TRITON_INTERPRET is set.
+    """
+    path = kernels_dir() / backend / f"{name}.py"
+    if not path.is_file():
+        raise NotFound(f"no {backend} module for kernel {name!r} (looked for {path})")
+    return _load_path(path, f"{PRIVATE_PACKAGE}.{backend}.{name}")
+
+
+def _load_path(path: Path, module_name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
