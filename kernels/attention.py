@@ -42,6 +42,7 @@ TOLERANCES: dict[str, tuple[float, float, str]] = {
 FRAMEWORK = {"torch": "torch.nn.functional.scaled_dot_product_attention (flash backend)",
              "jax": "jax.nn.dot_product_attention"}
 BOUND = "compute"
+GRAD_NAMES = ("dq", "dk", "dv")  # the gradients of the inputs, in order
 
 
 def check_shape(shape: tuple[int, ...], **params: object) -> str | None:

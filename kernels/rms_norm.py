@@ -28,6 +28,7 @@ VARIANTS: tuple[dict, ...] = ({},)
 TOLERANCES: dict[str, tuple[float, float, str]] = {}
 FRAMEWORK = {"torch": "torch.nn.functional.rms_norm", "jax": "jax.numpy (mean of squares, rsqrt)"}
 BOUND = "memory"
+GRAD_NAMES = ("dx", "dw")  # the gradients of the inputs, in order
 
 
 def check_shape(shape: tuple[int, ...], **params: object) -> str | None:
@@ -66,10 +67,17 @@ def make_inputs(shape: tuple[int, ...], rng, **params: object) -> tuple:
 
 
 # -- PyTorch -----------------------------------------------------------------------------------
+def _work(x):
+    """fp32 for the kernel's dtypes; fp64 stays fp64, so the gradients' reference is as exact as can be."""
+    import torch
+
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def torch_reference(x, w, **params):
     import torch.nn.functional as F
 
-    return F.rms_norm(x.float(), (x.shape[-1],), w.float(), EPS).to(x.dtype)
+    return F.rms_norm(x.to(_work(x)), (x.shape[-1],), w.to(_work(x)), EPS).to(x.dtype)
 
 
 def torch_framework(x, w, **params):
