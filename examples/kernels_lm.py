@@ -45,6 +45,7 @@ class Config:
     learning_rate: float = 3e-3
     seed: int = 0
     max_chars: int = 400_000
+    dtype: str = "float32"  # of the weights and activations (PyTorch); bfloat16 for GPU timings
 
     @property
     def head_dim(self) -> int:
@@ -82,27 +83,28 @@ def registry_ops(wb: Any, backend: str, use_kernels: bool) -> dict[str, Any]:
 
 
 # -- PyTorch ------------------------------------------------------------------------------------
-def train_torch(cfg: Config, use_kernels: bool, wb: Any) -> list[float]:
-    """Train the PyTorch model; returns the loss of every step."""
+def train_torch(cfg: Config, use_kernels: bool, wb: Any, step_seconds: list[float] | None = None) -> list[float]:
+    """Train the PyTorch model; returns the loss of every step (and appends each step's seconds)."""
     import torch
 
     ops = registry_ops(wb, "triton", use_kernels)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = getattr(torch, cfg.dtype)
     data, vocab = corpus(cfg.max_chars)
     torch.manual_seed(cfg.seed)
     d, v = cfg.d_model, len(vocab)
 
     def linear(n_in: int, n_out: int) -> torch.nn.Linear:
-        return torch.nn.Linear(n_in, n_out, device=device)
+        return torch.nn.Linear(n_in, n_out, device=device, dtype=dtype)
 
     blocks = torch.nn.ModuleList([
         torch.nn.ModuleDict({"qkv": linear(d, 3 * d), "proj": linear(d, d), "fc1": linear(d, 4 * d),
                              "fc2": linear(4 * d, d)}) for _ in range(cfg.layers)])
     norms = torch.nn.ParameterList(
-        [torch.nn.Parameter(torch.ones(d, device=device) if i % 2 == 0 else torch.zeros(d, device=device))
+        [torch.nn.Parameter((torch.ones if i % 2 == 0 else torch.zeros)(d, device=device, dtype=dtype))
          for _ in range(cfg.layers) for i in range(4)])  # (w, b) of the two layer norms of each block
-    embed = torch.nn.Embedding(v, d, device=device)
-    final_norm = torch.nn.Parameter(torch.ones(d, device=device))
+    embed = torch.nn.Embedding(v, d, device=device, dtype=dtype)
+    final_norm = torch.nn.Parameter(torch.ones(d, device=device, dtype=dtype))
     head = linear(d, v)
     params = [*blocks.parameters(), *norms, *embed.parameters(), final_norm, *head.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
@@ -120,21 +122,24 @@ def train_torch(cfg: Config, use_kernels: bool, wb: Any) -> list[float]:
             h = h + block["fc2"](torch.nn.functional.gelu(block["fc1"](a))).reshape(b, t, d)
         logits = head(ops["rms_norm"](h.reshape(b * t, d), final_norm))
         p = ops["softmax"](logits)
-        return -torch.log(p[torch.arange(b * t, device=device), y.reshape(-1)] + 1e-30).mean()
+        return -torch.log(p[torch.arange(b * t, device=device), y.reshape(-1)].float() + 1e-30).mean()
 
     losses = []
     for step, (x, y) in zip(range(cfg.steps), batches(data, cfg)):
+        started = time.perf_counter()
         loss = loss_of(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())  # waits for the GPU: the step's time is all of its work
+        if step_seconds is not None:
+            step_seconds.append(time.perf_counter() - started)
         workbench.log(step=step, loss=losses[-1])
     return losses
 
 
 # -- JAX ----------------------------------------------------------------------------------------
-def train_jax(cfg: Config, use_kernels: bool, wb: Any) -> list[float]:
+def train_jax(cfg: Config, use_kernels: bool, wb: Any, step_seconds: list[float] | None = None) -> list[float]:
     """Train the JAX model (optax Adam); returns the loss of every step."""
     import jax
     import jax.numpy as jnp
@@ -186,19 +191,23 @@ def train_jax(cfg: Config, use_kernels: bool, wb: Any) -> list[float]:
     state = optimizer.init(params)
     losses = []
     for i, (x, y) in zip(range(cfg.steps), batches(data, cfg)):
+        started = time.perf_counter()
         params, state, loss = step(params, state, jnp.asarray(x), jnp.asarray(y))
         losses.append(float(loss))
+        if step_seconds is not None:
+            step_seconds.append(time.perf_counter() - started)
         workbench.log(step=i, loss=losses[-1])
     return losses
 
 
-def train(cfg: Config, framework: str = "torch", use_kernels: bool = True, wb: Any = None) -> list[float]:
+def train(cfg: Config, framework: str = "torch", use_kernels: bool = True, wb: Any = None,
+          step_seconds: list[float] | None = None) -> list[float]:
     """The loss of every step of training with the kernels (or their references)."""
     if wb is None:
         from workbench import Workbench
 
         wb = Workbench()
-    return (train_torch if framework == "torch" else train_jax)(cfg, use_kernels, wb)
+    return (train_torch if framework == "torch" else train_jax)(cfg, use_kernels, wb, step_seconds)
 
 
 def compare(cfg: Config, framework: str = "torch", wb: Any = None) -> dict[str, Any]:

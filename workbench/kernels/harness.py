@@ -65,9 +65,9 @@ class KernelResult:
     kernel: str
     backend: str
     what: str  # check | bench
-    pass_: str  # fwd | bwd; "pass" in JSON
     dtype: str
     shape: str
+    pass_: str = "fwd"  # fwd | bwd; "pass" in JSON (results stored before backward passes have none)
     params: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     interpreted: bool = False
