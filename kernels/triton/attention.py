@@ -33,6 +33,9 @@ _op = load_module("attention")
 
 LOG2E = 1.4426950408889634  # exp(x) = exp2(x * log2(e))
 AUTOTUNE_MIN_SEQ = 1024
+# The backward has two kernels and more configurations to try: autotuned from longer sequences only,
+# so the GPU checks (S <= 1024) compile a handful of kernels, not dozens.
+AUTOTUNE_MIN_SEQ_BWD = 2048
 
 
 # -- forward -------------------------------------------------------------------------------------
@@ -327,7 +330,7 @@ def attention_bwd(q, k, v, o, lse, do, causal: bool) -> tuple[torch.Tensor, torc
     _attn_bwd_delta[(triton.cdiv(s, block), b * h)](o, do, delta, h, s, *o.stride(), *do.stride(),
                                                     HEAD_DIM=d, BLOCK_M=block)
     common = (1.0 / math.sqrt(d), h, s, *q.stride()[:3])
-    if q.is_cuda and s >= AUTOTUNE_MIN_SEQ:
+    if q.is_cuda and s >= AUTOTUNE_MIN_SEQ_BWD:
         _attn_bwd_dkdv_tuned[lambda meta: (triton.cdiv(s, meta["BLOCK_N"]), b * h)](
             q, k, v, do, dk, dv, lse, delta, *common, HEAD_DIM=d, CAUSAL=causal, IEEE=ieee)
         _attn_bwd_dq_tuned[lambda meta: (triton.cdiv(s, meta["BLOCK_M"]), b * h)](

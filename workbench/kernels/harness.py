@@ -10,6 +10,14 @@ Tolerances are torch.testing's defaults per dtype unless a kernel module declare
 the reason, which then travels with every result (`tolerance_reason`). Errors are measured in
 float64: `max_abs_err = max |out - ref|`, `max_rel_err = max |out - ref| / (|ref| + atol)`.
 
+Backward passes (`pass_="bwd"`, "pass": "bwd" in JSON): the kernel's gradients of every input for
+one seeded incoming gradient (rounded to the input dtype) against autograd of the reference run on
+fp64 copies of the same inputs (fp32 on a GPU; jax.vjp in fp32 for Pallas), each gradient compared
+as an output is; the error names the gradient (dx, dw, ...). Their tolerances are measured
+(`registry.GRADIENT_TOLERANCE_REASON`). A backward benchmark times the backward alone (after one
+forward) against the framework's autograd backward on the same inputs, with the backward's FLOP and
+byte counts.
+
 Timing: on a GPU, torch-side kernels are timed with CUDA events through
 `triton.testing.do_bench` (warm-up, L2 flushed before each run, median); JAX-side kernels with
 the wall clock around batches of launches ended by `block_until_ready` (median per launch; no
