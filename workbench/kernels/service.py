@@ -207,6 +207,7 @@ class KernelService:
         slice: Any = "cpu",
         shapes: Iterable[Sequence[int] | str] | None = None,
         dtypes: Iterable[str] | None = None,
+        passes: Iterable[str] | None = None,
         **job_options: Any,
     ) -> Any:
         """Run `check` or `bench` of built-in kernels as a job on a slice (e.g. the GPU slice you hold).
@@ -226,11 +227,12 @@ class KernelService:
             raise InvalidRequest(f"kernels registered in this process cannot run as jobs: {', '.join(user_only)}")
         self._backends(backend)
         params = {"what": what, "names": names, "backend": backend, "dtypes": None if dtypes is None else list(dtypes),
+                  "passes": _passes(passes),
                   "shapes": None if shapes is None else [list(parse_shape(s) if isinstance(s, str) else s) for s in shapes]}
         job_options.setdefault("name", f"kernels {what} {' '.join(names)}"[:100])
         return self.wb.jobs.submit(run_kernels, slice=slice, params=params, **job_options)
 
-    def _run(self, what: str, name: Any, backend: str | None, shapes: Any, dtypes: Any, *, passes: list[str] | None,
+    def _run(self, what: str, name: Any, backend: str | None, shapes: Any, dtypes: Any, *, passes: list[str] | None = None,
              seed: int | None = None, baseline: bool = True, save: bool = True) -> KernelResults:
         names = self._names(name)
         backends = self._backends(backend)
