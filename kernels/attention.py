@@ -54,6 +54,15 @@ def check_shape(shape: tuple[int, ...], **params: object) -> str | None:
     return None
 
 
+def inputs_problem(q, k, v) -> str | None:
+    """Why q, k, v (torch tensors or jax arrays) cannot be run together, or None."""
+    if not (q.shape == k.shape == v.shape):
+        return f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} must have one shape"
+    if not (q.dtype == k.dtype == v.dtype):
+        return f"dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}"
+    return check_shape(tuple(q.shape))
+
+
 def check_grad_shape(shape: tuple[int, ...], **params: object) -> str | None:
     """The backward takes every shape the forward does."""
     return check_shape(shape)

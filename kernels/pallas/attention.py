@@ -220,11 +220,7 @@ def attention(q, k, v, causal: bool = False, *, interpret: bool = False):
     Raises:
         InvalidRequest: shapes or dtypes that differ, or a shape the kernel cannot take.
     """
-    if not (q.shape == k.shape == v.shape):
-        refuse(_op.NAME, f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} must have one shape")
-    refuse(_op.NAME, _op.check_shape(tuple(q.shape)))
-    if not (q.dtype == k.dtype == v.dtype):
-        refuse(_op.NAME, f"dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
+    refuse(_op.NAME, _op.inputs_problem(q, k, v))
     return _attention(q, k, v, causal, interpret)
 
 

@@ -16,7 +16,7 @@ import pytest
 CONTRACT = {"kernel", "backend", "dtype", "shape", "max_abs_err", "max_rel_err", "ok", "skipped_reason", "pass"}
 
 
-def _workbench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _workbench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     return subprocess.run([sys.executable, "-m", "workbench", "kernels", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, check=False)
