@@ -169,7 +169,7 @@ def _pct(value: float | None) -> str:
 
 
 def time_cli_check_all() -> int:
-    """The CPU target: `workbench kernels check --all` within 120 s on the 2-core machine.
+    """The CPU target: `workbench kernels check --all` (forward and backward) within 180 s on the 2-core machine.
 
     Printed beside `python -c "import torch, jax"` measured in the same run, the floor that any
     command using both frameworks pays.
@@ -185,7 +185,7 @@ def time_cli_check_all() -> int:
     done = subprocess.run([sys.executable, "-m", "workbench", "kernels", "check", "--all", "--json"],
                           capture_output=True, env=env)
     check_s = time.perf_counter() - started
-    print(f"kernels check --all: {check_s:.1f} s (target <= 120 s; exit {done.returncode}); "
+    print(f"kernels check --all: {check_s:.1f} s (target <= 180 s; exit {done.returncode}); "
           f"import torch, jax: {imports_s:.1f} s; ratio {check_s / imports_s:.1f}x")
     return done.returncode
 

@@ -20,6 +20,9 @@ _Backend = Annotated[str | None, typer.Option("--backend", help="triton or palla
 _Shapes = Annotated[list[str] | None, typer.Option("--shape", help="A shape such as 65x130; repeat for several.")]
 _Dtypes = Annotated[list[str] | None, typer.Option("--dtype", help="float32, float16 or bfloat16; repeat for several.")]
 _Json = Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")]
+_CheckPasses = Annotated[list[str] | None, typer.Option(
+    "--pass", help="fwd (the output) or bwd (the gradients); repeat for both (default: both where a kernel has a backward).")]
+_BenchPass = Annotated[str, typer.Option("--pass", help="fwd (the forward) or bwd (the backward alone).")]
 
 
 def _names(names: list[str] | None, all_: bool) -> list[str] | None:
@@ -49,18 +52,19 @@ def list_(as_json: _Json = False) -> None:
 
 @app.command()
 def check(names: _Names = None, all_: _All = False, backend: _Backend = None, shape: _Shapes = None,
-          dtype: _Dtypes = None, as_json: _Json = False) -> None:
-    """Check kernels against their references (Triton in its interpreter and Pallas with interpret=True without a GPU)."""
+          dtype: _Dtypes = None, pass_: _CheckPasses = None, as_json: _Json = False) -> None:
+    """Check kernels against their references, and their gradients against autograd of the references
+    (Triton in its interpreter and Pallas with interpret=True without a GPU)."""
     wb = get_workbench()
-    results = wb.kernels.check(_names(names, all_), backend=backend, shapes=shape, dtypes=dtype)
+    results = wb.kernels.check(_names(names, all_), backend=backend, shapes=shape, dtypes=dtype, passes=pass_)
     if as_json:
         print_json([r.as_json() for r in results])
     else:
-        rows = [[r.kernel, r.backend, r.dtype, r.shape + "".join(f" {k}={v}" for k, v in r.params.items()),
+        rows = [[r.kernel, r.pass_, r.backend, r.dtype, r.shape + "".join(f" {k}={v}" for k, v in r.params.items()),
                  {True: "ok", False: "FAILED", None: "skipped"}[r.ok], _fmt(r.max_abs_err, ".2e"),
                  _fmt(r.max_rel_err, ".2e"), r.error or r.skipped_reason] for r in results]
-        table("Kernel checks", ["kernel", "backend", "dtype", "shape", "status", "max abs err", "max rel err", "detail"], rows,
-              limit=None)
+        table("Kernel checks", ["kernel", "pass", "backend", "dtype", "shape", "status", "max abs err", "max rel err",
+                                "detail"], rows, limit=None)
         console.print(f"{sum(r.ok is True for r in results)} ok, {len(results.failed)} failed, "
                       f"{sum(r.ok is None for r in results)} skipped")
     if results.failed:
@@ -70,18 +74,20 @@ def check(names: _Names = None, all_: _All = False, backend: _Backend = None, sh
 @app.command()
 def bench(names: _Names = None, all_: _All = False, backend: _Backend = None, shape: _Shapes = None,
           dtype: _Dtypes = None, baseline: Annotated[bool, typer.Option(help="Also time the framework's op.")] = True,
-          as_json: _Json = False) -> None:
-    """Time kernels with the framework's own operation in the same run (timings are null in interpreter mode)."""
+          pass_: _BenchPass = "fwd", as_json: _Json = False) -> None:
+    """Time kernels with the framework's own operation in the same run (timings are null in interpreter mode);
+    --pass bwd times the backward alone against the framework's autograd backward."""
     wb = get_workbench()
-    results = wb.kernels.bench(_names(names, all_), backend=backend, shapes=shape, dtypes=dtype, baseline=baseline)
+    results = wb.kernels.bench(_names(names, all_), backend=backend, shapes=shape, dtypes=dtype, pass_=pass_,
+                               baseline=baseline)
     if as_json:
         print_json([r.as_json() for r in results])
     else:
-        rows = [[r.kernel, r.backend, r.dtype, r.shape + "".join(f" {k}={v}" for k, v in r.params.items()),
+        rows = [[r.kernel, r.pass_, r.backend, r.dtype, r.shape + "".join(f" {k}={v}" for k, v in r.params.items()),
                  _fmt(r.median_ms, ".3f"), _fmt(r.gbps, ".0f"), _fmt(r.tflops, ".1f"),
                  _fmt(r.fraction_of_roofline, ".0%"), _fmt(r.speedup_vs_baseline, ".2f"), r.baseline,
                  r.error or r.skipped_reason] for r in results]
-        table("Kernel benchmarks", ["kernel", "backend", "dtype", "shape", "ms", "GB/s", "TFLOP/s", "of roofline",
+        table("Kernel benchmarks", ["kernel", "pass", "backend", "dtype", "shape", "ms", "GB/s", "TFLOP/s", "of roofline",
                                     "x baseline", "baseline", "note"], rows, limit=None)
     if results.failed:
         raise SystemExit(1)  # not typer.Exit: the root app runs with standalone_mode=False, which returns its code

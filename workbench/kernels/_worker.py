@@ -41,7 +41,8 @@ def run(request: dict) -> list[dict]:
     out: list[dict] = []
     for name in request["kernels"]:
         spec = builtin_spec(name, "triton")
-        cases = harness.cases_for(spec, where, what=request["what"], shapes=shapes, dtypes=request.get("dtypes"))
+        cases = harness.cases_for(spec, where, what=request["what"], shapes=shapes, dtypes=request.get("dtypes"),
+                                  passes=request.get("passes"))
         if request["what"] == "check":
             results = harness.check_cases(spec, cases, seed=request.get("seed"))
         else:

@@ -10,6 +10,14 @@ Tolerances are torch.testing's defaults per dtype unless a kernel module declare
 the reason, which then travels with every result (`tolerance_reason`). Errors are measured in
 float64: `max_abs_err = max |out - ref|`, `max_rel_err = max |out - ref| / (|ref| + atol)`.
 
+Backward passes (`pass_="bwd"`, "pass": "bwd" in JSON): the kernel's gradients of every input for
+one seeded incoming gradient (rounded to the input dtype) against autograd of the reference run on
+fp64 copies of the same inputs (fp32 on a GPU; jax.vjp in fp32 for Pallas), each gradient compared
+as an output is; the error names the gradient (dx, dw, ...). Their tolerances are measured
+(`registry.GRADIENT_TOLERANCE_REASON`). A backward benchmark times the backward alone (after one
+forward) against the framework's autograd backward on the same inputs, with the backward's FLOP and
+byte counts.
+
 Timing: on a GPU, torch-side kernels are timed with CUDA events through
 `triton.testing.do_bench` (warm-up, L2 flushed before each run, median); JAX-side kernels with
 the wall clock around batches of launches ended by `block_until_ready` (median per launch; no
@@ -55,6 +63,7 @@ class Case:
     shape: Shape
     dtype: str
     params: dict[str, Any] = field(default_factory=dict)
+    pass_: str = "fwd"  # fwd: the kernel's output; bwd: the gradients of its inputs
 
 
 @dataclass
@@ -66,6 +75,7 @@ class KernelResult:
     what: str  # check | bench
     dtype: str
     shape: str
+    pass_: str = "fwd"  # fwd | bwd; "pass" in JSON (results stored before backward passes have none)
     params: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     interpreted: bool = False
@@ -100,12 +110,18 @@ class KernelResult:
     fraction_of_measured_bandwidth: float | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        fields = asdict(self)
+        return {("pass" if k == "pass_" else k): v for k, v in fields.items()}
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> KernelResult:
+        return cls(**{("pass_" if k == "pass" else k): v for k, v in item.items()})
 
     @property
     def label(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.params.items())
-        return f"{self.kernel} ({self.backend}, {self.dtype}, {self.shape}{extra})"
+        which = " backward" if self.pass_ == "bwd" else ""
+        return f"{self.kernel}{which} ({self.backend}, {self.dtype}, {self.shape}{extra})"
 
 
 class KernelResults(list):
@@ -134,9 +150,9 @@ class KernelResults(list):
     def _repr_html_(self) -> str:
         import html
 
-        head = "<tr><th>kernel</th><th>backend</th><th>dtype</th><th>shape</th><th>status</th><th>max abs err</th><th>detail</th></tr>"
+        head = "<tr><th>kernel</th><th>pass</th><th>backend</th><th>dtype</th><th>shape</th><th>status</th><th>max abs err</th><th>detail</th></tr>"
         rows = "".join(
-            f"<tr><td>{html.escape(r.kernel)}</td><td>{r.backend}</td><td>{r.dtype}</td>"
+            f"<tr><td>{html.escape(r.kernel)}</td><td>{r.pass_}</td><td>{r.backend}</td><td>{r.dtype}</td>"
             f"<td>{html.escape(r.shape + ''.join(f' {k}={v}' for k, v in r.params.items()))}</td>"
             f"<td>{_status(r)}</td><td>{'' if r.max_abs_err is None else f'{r.max_abs_err:.2e}'}</td>"
             f"<td>{html.escape(_detail(r))}</td></tr>"
@@ -170,15 +186,19 @@ def _detail(r: KernelResult) -> str:
 
 # -- cases ---------------------------------------------------------------------------------------
 def cases_for(spec: KernelSpec, where: str, *, what: str = "check", shapes: Iterable[Shape] | None = None,
-              dtypes: Iterable[str] | None = None) -> list[Case]:
-    """The cases to run: the given shapes and dtypes, else the kernel's own for this kind of machine."""
+              dtypes: Iterable[str] | None = None, passes: Iterable[str] | None = None) -> list[Case]:
+    """The cases to run: the given shapes, dtypes and passes, else the kernel's own for this kind of
+    machine (checks: the forward, and the backward of a kernel that has one; benchmarks: the forward)."""
+    if passes is None:
+        passes = ("fwd", "bwd") if what == "check" and spec.has_backward else ("fwd",)
     if shapes is None:
         table = spec.check_shapes if what == "check" else spec.bench_shapes
         shapes = table.get(where) or table.get("cpu") or []
     if dtypes is None:
         dtypes = spec.dtypes if what == "check" else tuple(d for d in spec.dtypes if d != "float32") or spec.dtypes
     variants = spec.variants if what == "check" else (spec.bench_variants or spec.variants)
-    return [Case(tuple(shape), dtype, dict(v)) for shape in shapes for v in variants for dtype in dtypes]
+    return [Case(tuple(shape), dtype, dict(v), pass_) for pass_ in passes for shape in shapes for v in variants
+            for dtype in dtypes]
 
 
 # -- backends: how to make inputs, move them, compare and time -----------------------------------
@@ -212,6 +232,30 @@ class _TorchSide:
     def sync(self) -> None:
         if self.gpu:
             self.torch.cuda.synchronize()
+
+    def vjp(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any], make_dy: Callable[[Shape], Any],
+            *, reference: bool = False) -> tuple[Any, tuple]:
+        """(fn's output, the gradients of `inputs` for the incoming gradient make_dy(output shape),
+        rounded to the inputs' dtype).
+
+        The reference runs on fp64 copies of the inputs (fp32 on a GPU), so the gradients' reference
+        is as exact as the forward's."""
+        torch = self.torch
+        work = (torch.float32 if self.gpu else torch.float64) if reference else None
+        leaves = [t.detach().to(work if work is not None else t.dtype).requires_grad_() for t in inputs]
+        out = fn(*leaves, **params)
+        if not isinstance(out, torch.Tensor) or out.grad_fn is None:
+            raise _NotDifferentiable("its output has no autograd history (torch.autograd cannot differentiate it)")
+        dy = torch.from_numpy(make_dy(tuple(out.shape))).to(device=out.device, dtype=inputs[0].dtype).to(out.dtype)
+        return out, torch.autograd.grad(out, leaves, dy, allow_unused=True)
+
+    def backward_fn(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
+        """A callable that runs only the backward of fn on `inputs` (the forward runs once, here)."""
+        torch = self.torch
+        leaves = [t.detach().requires_grad_() for t in inputs]
+        out = fn(*leaves, **params)
+        dy = torch.randn_like(out)
+        return lambda: torch.autograd.grad(out, leaves, dy, retain_graph=True)
 
     def time_ms(self, fn: Callable[[], Any]) -> tuple[float, str]:
         from triton.testing import do_bench
@@ -265,6 +309,37 @@ class _JaxSide:
     def sync(self) -> None:
         pass
 
+    def vjp(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any], make_dy: Callable[[Shape], Any],
+            *, reference: bool = False) -> tuple[Any, tuple]:
+        """(fn's output, the gradients of `inputs` for make_dy(output shape) rounded to the inputs'
+        dtype); the reference in fp32."""
+        import jax.numpy as jnp
+
+        jax = self.jax
+        arrays = [a.astype(jnp.float32) for a in inputs] if reference else list(inputs)
+        forward = functools.partial(fn, **params)
+        out_shape = jax.eval_shape(forward, *arrays)
+        dy = jnp.asarray(make_dy(tuple(out_shape.shape))).astype(inputs[0].dtype).astype(out_shape.dtype)
+
+        # One jitted program for the forward and the backward: in interpret mode each eager
+        # pallas_call would be compiled on its own (about a third slower here).
+        @jax.jit
+        def forward_and_grads(*args: Any) -> tuple[Any, Any]:
+            out, pullback = jax.vjp(forward, *args)
+            return out, pullback(dy)
+
+        return forward_and_grads(*arrays)
+
+    def backward_fn(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
+        """A callable that runs only the backward of fn on `inputs`: the jitted pullback of one forward."""
+        import jax.numpy as jnp
+
+        jax = self.jax
+        out, pullback = jax.vjp(jax.jit(functools.partial(fn, **params)), *inputs)
+        dy = jnp.ones_like(out)
+        apply = jax.jit(lambda f, g: f(g))
+        return lambda: apply(pullback, dy)
+
     def time_ms(self, fn: Callable[[], Any], *, batches: int = 15, per_batch: int = 10) -> tuple[float, str]:
         jax = self.jax
         jax.block_until_ready(fn())
@@ -279,6 +354,10 @@ class _JaxSide:
 
     def measured_bandwidth_gbps(self) -> float | None:
         return None
+
+
+class _NotDifferentiable(Exception):
+    """The kernel's output cannot be differentiated by its framework."""
 
 
 def side_for(backend: str) -> _TorchSide | _JaxSide:
@@ -306,8 +385,9 @@ def _compare(side: Any, out: Any, ref: Any, rtol: float, atol: float) -> tuple[b
 
 
 def _base(spec: KernelSpec, case: Case, side: Any, what: str) -> KernelResult:
-    rtol, atol, why = spec.tolerance(case.dtype) if case.dtype in ("float32", "float16", "bfloat16") else (None, None, None)
-    return KernelResult(kernel=spec.name, backend=spec.backend, what=what, dtype=case.dtype,
+    known = case.dtype in ("float32", "float16", "bfloat16")
+    rtol, atol, why = spec.tolerance(case.dtype, case.pass_) if known else (None, None, None)
+    return KernelResult(kernel=spec.name, backend=spec.backend, what=what, pass_=case.pass_, dtype=case.dtype,
                         shape=shape_label(case.shape), params=dict(case.params), device=side.device_name(),
                         interpreted=side.interpreted, rtol=rtol, atol=atol, tolerance_reason=why)
 
@@ -316,7 +396,7 @@ def _start(spec: KernelSpec, case: Case, side: Any, what: str, results: KernelRe
     """A new result for `case`, appended; already failed (ok=False, error) if the case cannot run."""
     result = _base(spec, case, side, what)
     results.append(result)
-    problem = spec.problem_with(case.shape, case.dtype, case.params)
+    problem = spec.problem_with(case.shape, case.dtype, case.params, case.pass_)
     if problem:
         result.ok = False
         result.error = f"{result.label}: {problem}"
@@ -363,6 +443,10 @@ def check_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = None)
             continue
         case_seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         result.seed = case_seed
+        if case.pass_ == "bwd":
+            _check_backward(spec, kernel, case, side, result, case_seed)
+            result.seconds = round(time.perf_counter() - started, 4)
+            continue
         try:
             inputs = side.convert(spec.make_inputs(case.shape, np.random.default_rng(case_seed), **case.params), case.dtype)
             ref = spec.reference(*inputs, **case.params)
@@ -398,6 +482,59 @@ def check_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = None)
     return results
 
 
+def _check_backward(spec: KernelSpec, kernel: Callable[..., Any], case: Case, side: Any, result: KernelResult,
+                    seed: int) -> None:
+    """Compare the kernel's input gradients with autograd of the reference, for one incoming gradient."""
+    import numpy as np
+
+    dys: dict[Shape, Any] = {}
+
+    def make_dy(shape: Shape) -> Any:
+        if shape not in dys:
+            dys[shape] = np.random.default_rng(seed + 1).standard_normal(shape, dtype="float32")
+        return dys[shape]
+
+    try:
+        inputs = side.convert(spec.make_inputs(case.shape, np.random.default_rng(seed), **case.params), case.dtype)
+        _, ref_grads = side.vjp(spec.reference, inputs, case.params, make_dy, reference=True)
+    except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
+        result.ok = False
+        result.error = f"{result.label}: autograd of the reference failed: {_exception_text(exc)}"
+        return
+    try:
+        _, grads = side.vjp(kernel, inputs, case.params, make_dy)
+        side.sync()
+    except _NotDifferentiable as exc:
+        result.ok = False
+        result.error = f"{result.label}: the kernel cannot be differentiated: {exc}"
+        return
+    except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
+        result.ok = False
+        result.error = f"{result.label}: the kernel's backward raised {_exception_text(exc)}{_hint(spec, side)}"
+        return
+    names = spec.grad_names or tuple(f"d{i}" for i in range(len(inputs)))
+    result.ok, result.max_abs_err, result.max_rel_err = True, 0.0, 0.0
+    problems = []
+    for name, grad, ref in zip(names, grads, ref_grads, strict=False):
+        if grad is None:
+            problems.append(f"{name}: no gradient")
+            continue
+        if tuple(grad.shape) != tuple(ref.shape):
+            problems.append(f"{name}: shape {tuple(grad.shape)}, the reference's {tuple(ref.shape)}")
+            continue
+        if side.dtype_name(grad) != case.dtype:
+            problems.append(f"{name}: dtype {side.dtype_name(grad)}, not the input's {case.dtype}")
+            continue
+        ok, max_abs, max_rel, why = _compare(side, grad, ref, result.rtol, result.atol)
+        result.max_abs_err = max(result.max_abs_err, max_abs)
+        result.max_rel_err = max(result.max_rel_err, max_rel)
+        if why:
+            problems.append(f"{name}: {why} (max abs err {max_abs:.3g})")
+    if problems:
+        result.ok = False
+        result.error = f"{result.label}: {'; '.join(problems)}"
+
+
 # -- bench --------------------------------------------------------------------------------------
 def bench_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = 0, baseline: bool = True,
                 measured_gbps: float | None = None, device_spec: Any = None) -> KernelResults:
@@ -420,8 +557,9 @@ def bench_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = 0, ba
         if result.ok is False:
             continue
         itemsize = {"float32": 4, "float16": 2, "bfloat16": 2}[case.dtype]
-        result.flops = spec.flops(case.shape, **case.params) if spec.flops else None
-        result.bytes = spec.bytes_moved(case.shape, itemsize, **case.params) if spec.bytes_moved else None
+        count_flops, count_bytes = (spec.grad_flops, spec.grad_bytes_moved) if case.pass_ == "bwd" else (spec.flops, spec.bytes_moved)
+        result.flops = count_flops(case.shape, **case.params) if count_flops else None
+        result.bytes = count_bytes(case.shape, itemsize, **case.params) if count_bytes else None
         if result.flops and result.bytes:
             result.arithmetic_intensity = result.flops / result.bytes
         result.baseline = spec.framework_name
@@ -431,7 +569,7 @@ def bench_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = 0, ba
         try:
             kernel = kernel or spec.build(False)
             inputs = side.convert(spec.make_inputs(case.shape, np.random.default_rng(seed), **case.params), case.dtype)
-            fn = _bound(spec, kernel, inputs, case.params)
+            fn = side.backward_fn(kernel, inputs, case.params) if case.pass_ == "bwd" else _bound(spec, kernel, inputs, case.params)
             result.median_ms, result.timer = side.time_ms(fn)
             result.ok = True
         except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
@@ -446,8 +584,12 @@ def bench_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = 0, ba
             result.tflops = result.flops / seconds / 1e12
         if baseline and spec.framework is not None:
             try:
-                framework = spec.framework if spec.backend == "triton" else side.jax.jit(_static(spec.framework, case.params))
-                fn = functools.partial(framework, *inputs, **(case.params if spec.backend == "triton" else {}))
+                if case.pass_ == "bwd":
+                    fn = side.backward_fn(spec.framework, inputs, case.params)
+                elif spec.backend == "triton":
+                    fn = functools.partial(spec.framework, *inputs, **case.params)
+                else:
+                    fn = functools.partial(side.jax.jit(_static(spec.framework, case.params)), *inputs)
                 result.baseline_ms, _ = side.time_ms(fn)
                 result.speedup_vs_baseline = result.baseline_ms / result.median_ms
             except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash

@@ -12,13 +12,14 @@ from typing import Any
 
 
 def run_kernels(what: str = "check", names: list[str] | None = None, backend: str | None = None,
-                shapes: list[list[int]] | None = None, dtypes: list[str] | None = None) -> list[dict[str, Any]]:
+                shapes: list[list[int]] | None = None, dtypes: list[str] | None = None,
+                passes: list[str] | None = None) -> list[dict[str, Any]]:
     """The job's body: check or bench built-in kernels in this (the slice's) process."""
     from workbench import artifacts_dir
     from workbench.kernels.service import KernelService
 
     service = KernelService(None)
-    results = service._run(what, names, backend, shapes, dtypes, save=False)
+    results = service._run(what, names, backend, shapes, dtypes, passes=passes, save=False)
     payload = [r.as_json() for r in results]
     (artifacts_dir() / "kernel_results.json").write_text(json.dumps(payload, indent=1))
     print(repr(results), flush=True)

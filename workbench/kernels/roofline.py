@@ -2,7 +2,8 @@
 
 attainable FLOP/s = min(peak FLOP/s of the dtype, intensity x memory bandwidth). Measured kernels
 (GPU benchmarks) are drawn as points at their achieved TFLOP/s; kernels without timings (checked
-in an interpreter) are drawn as markers on the roof at their intensity, i.e. their ceiling.
+in an interpreter) are drawn as markers on the roof at their intensity, i.e. their ceiling; a
+kernel with a backward is drawn twice, forward and backward (its own FLOP and byte counts).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def roofline_points(service: Any, results: Iterable[Any] | None, *, dtype: str) 
     """(kernel, backend, intensity, achieved TFLOP/s or None) for each kernel or result."""
     if results is not None:
         return [
-            {"label": f"{r.kernel} ({r.backend}) {r.shape}", "intensity": r.arithmetic_intensity, "tflops": r.tflops}
+            {"label": f"{r.kernel}{' bwd' if r.pass_ == 'bwd' else ''} ({r.backend}) {r.shape}",
+             "intensity": r.arithmetic_intensity, "tflops": r.tflops}
             for r in results if r.arithmetic_intensity
         ]
     points = []
@@ -29,11 +31,16 @@ def roofline_points(service: Any, results: Iterable[Any] | None, *, dtype: str) 
             continue
         shapes = spec.bench_shapes.get("gpu") or spec.check_shapes.get("gpu") or []
         variants = spec.bench_variants or spec.variants
+        counts = [("", spec.flops, spec.bytes_moved)]
+        if spec.grad_flops and spec.grad_bytes_moved:
+            counts.append((" bwd", spec.grad_flops, spec.grad_bytes_moved))
         for shape in shapes[:1]:
             params = dict(variants[0])
-            intensity = spec.flops(shape, **params) / spec.bytes_moved(shape, _ITEMSIZE[dtype], **params)
-            label = f"{spec.name} {'x'.join(map(str, shape))}" + "".join(f" {k}={v}" for k, v in params.items())
-            points.append({"label": label, "intensity": intensity, "tflops": None})
+            for which, count_flops, count_bytes in counts:
+                intensity = count_flops(shape, **params) / count_bytes(shape, _ITEMSIZE[dtype], **params)
+                label = (f"{spec.name}{which} {'x'.join(map(str, shape))}"
+                         + "".join(f" {k}={v}" for k, v in params.items()))
+                points.append({"label": label, "intensity": intensity, "tflops": None})
     return points
 
 

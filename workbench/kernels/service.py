@@ -14,6 +14,7 @@ Every result is also written to the store (table `kernel_results`) for the dashb
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import json
 import os
@@ -31,7 +32,7 @@ from workbench.kernels.harness import (
     check_cases,
     parse_shape,
 )
-from workbench.kernels.registry import BACKENDS, KernelSpec, builtin_names, builtin_spec
+from workbench.kernels.registry import BACKENDS, PASSES, KernelSpec, builtin_names, builtin_spec
 
 WORKER_TIMEOUT_S = 1800
 
@@ -83,12 +84,15 @@ class KernelService:
     def get(self, name: str, backend: str = "triton") -> Callable[..., Any]:
         """The kernel as a callable: on torch tensors for `triton`, on jax arrays for `pallas`.
 
-        Built on first use. On a machine without a GPU a Triton kernel runs only in this process
-        if TRITON_INTERPRET=1 was set before triton was imported; a Pallas kernel runs in its
-        interpreter.
+        Built on first use. The built-in kernels are differentiable: a Triton kernel under
+        torch.autograd (a torch.autograd.Function), a Pallas kernel under jax.grad (jax.custom_vjp).
+        A kernel registered without a backward raises InvalidRequest when differentiated, saying so.
+        On a machine without a GPU a Triton kernel runs only in this process if TRITON_INTERPRET=1
+        was set before triton was imported; a Pallas kernel runs in its interpreter.
         """
         spec = self.spec(name, backend)
-        return spec.build(_interpreted(backend))
+        kernel = spec.build(_interpreted(backend))
+        return kernel if spec.has_backward else _refusing_gradients(spec, kernel)
 
     def register(
         self,
@@ -106,13 +110,16 @@ class KernelService:
         variants: Sequence[dict[str, Any]] | None = None,
         tolerances: dict[str, tuple[float, float, str]] | None = None,
         summary: str = "",
+        differentiable: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: register your own kernel; it then gets the same `check` and `bench`.
 
         `like="softmax"` borrows a built-in operation's reference, inputs, shapes, dtypes, FLOP and
         byte counts and framework baseline; any of them can be given instead (with no `like`,
         `reference` and `make_inputs(shape, rng, **params)` are required). The decorated function
-        takes the same inputs as the reference and is returned unchanged.
+        takes the same inputs as the reference and is returned unchanged. `differentiable=True`
+        says it has a backward (a torch.autograd.Function, a jax.custom_vjp): its gradients are
+        then checked too; without it `get` returns a callable that refuses to be differentiated.
         """
         if backend not in BACKENDS:
             raise InvalidRequest(f"backend {backend!r} is not known; backends: {', '.join(BACKENDS)}")
@@ -122,7 +129,8 @@ class KernelService:
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             fields: dict[str, Any] = {"name": name, "backend": backend, "build": lambda interpret: fn,
-                                      "source": f"user:{getattr(fn, '__qualname__', name)}", "summary": summary}
+                                      "source": f"user:{getattr(fn, '__qualname__', name)}", "summary": summary,
+                                      "has_backward": differentiable}
             given = {"reference": reference, "make_inputs": make_inputs, "flops": flops, "bytes_moved": bytes_moved,
                      "framework": framework, "tolerances": tolerances}
             fields.update({k: v for k, v in given.items() if v is not None})
@@ -159,15 +167,18 @@ class KernelService:
         shapes: Iterable[Sequence[int] | str] | None = None,
         dtypes: Iterable[str] | None = None,
         *,
+        passes: Iterable[str] | None = None,
         seed: int | None = None,
         save: bool = True,
     ) -> KernelResults:
         """Check kernels against their references; one result per case, failures included.
 
         `name` None checks every kernel; `backend` None both backends; `shapes` and `dtypes` None
-        the kernel's own (which include non-powers of two and edge sizes).
+        the kernel's own (which include non-powers of two and edge sizes); `passes` None the
+        forward and, for a kernel with a backward, its gradients against autograd of the reference
+        (`("fwd",)` or `("bwd",)` for one of them).
         """
-        return self._run("check", name, backend, shapes, dtypes, seed=seed, save=save)
+        return self._run("check", name, backend, shapes, dtypes, passes=_passes(passes), seed=seed, save=save)
 
     def bench(
         self,
@@ -176,11 +187,16 @@ class KernelService:
         shapes: Iterable[Sequence[int] | str] | None = None,
         dtypes: Iterable[str] | None = None,
         *,
+        pass_: str = "fwd",
         baseline: bool = True,
         save: bool = True,
     ) -> KernelResults:
-        """Time kernels, and the framework's operation in the same run; no timings in an interpreter."""
-        return self._run("bench", name, backend, shapes, dtypes, baseline=baseline, save=save)
+        """Time kernels, and the framework's operation in the same run; no timings in an interpreter.
+
+        `pass_="bwd"` times the backward alone (the gradients of every input for one incoming
+        gradient, after one forward) against the framework's autograd backward.
+        """
+        return self._run("bench", name, backend, shapes, dtypes, passes=_passes([pass_]), baseline=baseline, save=save)
 
     def submit(
         self,
@@ -191,6 +207,7 @@ class KernelService:
         slice: Any = "cpu",
         shapes: Iterable[Sequence[int] | str] | None = None,
         dtypes: Iterable[str] | None = None,
+        passes: Iterable[str] | None = None,
         **job_options: Any,
     ) -> Any:
         """Run `check` or `bench` of built-in kernels as a job on a slice (e.g. the GPU slice you hold).
@@ -210,11 +227,12 @@ class KernelService:
             raise InvalidRequest(f"kernels registered in this process cannot run as jobs: {', '.join(user_only)}")
         self._backends(backend)
         params = {"what": what, "names": names, "backend": backend, "dtypes": None if dtypes is None else list(dtypes),
+                  "passes": _passes(passes),
                   "shapes": None if shapes is None else [list(parse_shape(s) if isinstance(s, str) else s) for s in shapes]}
         job_options.setdefault("name", f"kernels {what} {' '.join(names)}"[:100])
         return self.wb.jobs.submit(run_kernels, slice=slice, params=params, **job_options)
 
-    def _run(self, what: str, name: Any, backend: str | None, shapes: Any, dtypes: Any, *,
+    def _run(self, what: str, name: Any, backend: str | None, shapes: Any, dtypes: Any, *, passes: list[str] | None = None,
              seed: int | None = None, baseline: bool = True, save: bool = True) -> KernelResults:
         names = self._names(name)
         backends = self._backends(backend)
@@ -225,11 +243,11 @@ class KernelService:
             raise NotFound(f"no kernel among {names} has a {backend} implementation")
         in_worker = [s for s in specs if s.backend == "triton" and s.source.startswith("builtin") and not _triton_here()]
         here = [s for s in specs if s not in in_worker]
-        worker = _start_worker(what, [s.name for s in in_worker], shape_list, dtype_list, seed, baseline) if in_worker else None
+        worker = _start_worker(what, [s.name for s in in_worker], shape_list, dtype_list, passes, seed, baseline) if in_worker else None
         by_key: dict[tuple[str, str], list[KernelResult]] = {}
         for spec in here:
             where = "gpu" if not _interpreted(spec.backend) else "cpu"
-            cases = cases_for(spec, where, what=what, shapes=shape_list, dtypes=dtype_list)
+            cases = cases_for(spec, where, what=what, shapes=shape_list, dtypes=dtype_list, passes=passes)
             if what == "check":
                 by_key[spec.key] = list(check_cases(spec, cases, seed=seed))
             else:
@@ -269,7 +287,8 @@ class KernelService:
         rows = [
             KernelResultRow(
                 kernel=r.kernel, backend=r.backend, what=r.what, dtype=r.dtype,
-                shape=(r.shape + "".join(f",{k}={v}" for k, v in r.params.items()))[:200],
+                shape=(r.shape + "".join(f",{k}={v}" for k, v in r.params.items())
+                       + (",pass=bwd" if r.pass_ == "bwd" else ""))[:200],
                 device_model=r.device, interpreted=r.interpreted, ok=r.ok, max_abs_err=r.max_abs_err,
                 max_rel_err=r.max_rel_err, skipped_reason=(r.error or r.skipped_reason or None) and (r.error or r.skipped_reason)[:2000],
                 median_ms=r.median_ms, gbps=r.gbps, tflops=r.tflops, baseline_ms=r.baseline_ms, owner=self.wb.user,
@@ -348,10 +367,10 @@ def _interpreted(backend: str) -> bool:
     return jax.default_backend() != "gpu"
 
 
-def _start_worker(what: str, names: list[str], shapes: Any, dtypes: Any, seed: int | None,
+def _start_worker(what: str, names: list[str], shapes: Any, dtypes: Any, passes: list[str] | None, seed: int | None,
                   baseline: bool) -> subprocess.Popen:
     request = {"what": what, "kernels": names, "shapes": None if shapes is None else [list(s) for s in shapes],
-               "dtypes": dtypes, "seed": seed, "baseline": baseline}
+               "dtypes": dtypes, "passes": passes, "seed": seed, "baseline": baseline}
     env = dict(os.environ)
     return subprocess.Popen(
         [sys.executable, "-m", "workbench.kernels._worker", json.dumps(request)], stdin=subprocess.DEVNULL,
@@ -372,4 +391,43 @@ def _finish_worker(process: subprocess.Popen, names: list[str], what: str) -> li
         tail = " | ".join(stderr.strip().splitlines()[-5:])
         raise WorkbenchError(f"the Triton {what} process for {', '.join(names)} failed (exit {process.returncode}): {tail}")
     payload = json.loads(stdout.split(MARKER, 1)[1])
-    return [KernelResult(**item) for item in payload]
+    return [KernelResult.from_json(item) for item in payload]
+
+
+def _passes(passes: Iterable[str] | None) -> list[str] | None:
+    if passes is None:
+        return None
+    chosen = list(passes)
+    unknown = [p for p in chosen if p not in PASSES]
+    if unknown:
+        raise InvalidRequest(f"pass {', '.join(map(repr, unknown))} is not known; passes: {', '.join(PASSES)}")
+    return chosen
+
+
+def _refusing_gradients(spec: KernelSpec, kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """`kernel`, which raises InvalidRequest (saying it has no backward) when differentiated."""
+    if spec.backend == "triton":
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            import torch
+
+            if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+                raise InvalidRequest(spec.no_backward())
+            return kernel(*args, **kwargs)
+
+    else:
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            import jax
+
+            @jax.custom_vjp
+            def call(*arrays: Any) -> Any:
+                return kernel(*arrays, **kwargs)
+
+            def refuse(*arrays: Any) -> Any:
+                raise InvalidRequest(spec.no_backward())
+
+            call.defvjp(refuse, lambda saved, grad: None)
+            return call(*args)
+
+    return functools.update_wrapper(guarded, kernel)

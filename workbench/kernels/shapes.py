@@ -29,3 +29,25 @@ def rowwise_problem(shape: Sequence[int], max_cols: int = ROWWISE_MAX_COLS) -> s
     if problem is None and shape[1] > max_cols:
         return f"rows of {shape[1]} columns exceed the {max_cols} a program holds in registers"
     return problem
+
+# The backward of a row-wise kernel holds two rows (the input and the incoming gradient) and the
+# weight in registers, twice the forward's working set, so it takes rows half as wide.
+ROWWISE_GRAD_MAX_COLS = ROWWISE_MAX_COLS // 2
+
+
+def rowwise_grad_problem(shape: Sequence[int]) -> str | None:
+    """Why the backward of a row-wise kernel cannot take `shape` (rows, cols), or None."""
+    problem = dims_problem(shape, ("rows", "cols"))
+    if problem is None and shape[1] > ROWWISE_GRAD_MAX_COLS:
+        return (f"gradients of rows of {shape[1]} columns are not supported: the backward holds a row and its "
+                f"gradient in registers, up to {ROWWISE_GRAD_MAX_COLS} columns")
+    return problem
+
+
+def refuse(kernel: str, problem: str | None, *, grad: bool = False) -> None:
+    """Raise InvalidRequest naming the kernel and the problem (before any kernel runs); None passes."""
+    if problem is None:
+        return
+    from workbench.errors import InvalidRequest
+
+    raise InvalidRequest(f"{kernel}{' gradient' if grad else ''}: {problem}")
