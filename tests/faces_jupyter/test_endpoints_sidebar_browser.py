@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from lab_server import LabServer, start_lab
 from onnx_models import linear_onnx
-from test_jupyterlab_browser import artifacts_dir, browser, open_lab  # noqa: F401  (browser: the fixture)
+from test_jupyterlab_browser import artifacts_dir, open_lab
 
 pytestmark = [pytest.mark.requires_browser, pytest.mark.slow]
 pytest.importorskip("onnxruntime")
