@@ -105,7 +105,7 @@ def test_lab_opens_the_tour_at_the_project_root_and_the_sidebar_runs_the_readme_
         panel.locator(".wb-submit-form button").click()
         job = panel.locator(".wb-job", has_text="torch_cnn_digits")
         job.wait_for(state="visible")
-        assert "outside" not in (panel.locator(".wb-error").text_content() or "")
+        assert "outside" not in (panel.locator(".wb-error:not(.wb-endpoints-error)").text_content() or "")
         # started from the project folder: it runs (finishing it is the other sidebar test's business)
         job.locator('.wb-badge[data-state="running"], .wb-badge[data-state="succeeded"]').first.wait_for(
             state="visible", timeout=180_000)

@@ -58,7 +58,8 @@ def test_load_ranks_in_process_names_ranks_by_file_and_finds_no_straggler_withou
     r = wb.profiles.load_ranks(folder, parallel=2)
     assert r.table["rank"].tolist() == [0, 1, 2]
     assert r.straggler is None and r.as_json()["straggler"] is None
-    assert (r.table["peak_rss_bytes"] < 1 << 30).all()
+    # in process, the peak is this test process's own (the whole test session's), so only its presence is checked
+    assert (r.table["peak_rss_bytes"] > 0).all()
     assert r.profile(2).summary()["events"] == 2
     assert "no straggler" in r._repr_html_()
     assert not wb.jobs.backend.workers(), "the slice workers end with the call"
