@@ -421,7 +421,10 @@ class SliceService:
             return
         with self._thread_lock:
             if path and self._lock_file is None:
-                self._lock_file = open(path + ".alloc.lock", "a")  # noqa: SIM115 - held for the service's life
+                try:
+                    self._lock_file = open(path + ".alloc.lock", "a")  # noqa: SIM115 - held for the service's life
+                except OSError as exc:
+                    raise store.read_only_error("cannot allocate", exc.strerror or str(exc)) from None
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
