@@ -168,12 +168,19 @@ def list_(
         return
     rows = [[j.id, j.name, j.owner, j.state, j.framework, j.lease_id or j.slice_spec,
              j.created_at.strftime("%Y-%m-%d %H:%M:%S") if j.created_at else None,
-             _seconds(j.queued_s), _seconds(j.duration_s), j.reason] for j in jobs]
-    table("Jobs", ["id", "name", "owner", "state", "framework", "slice", "created (UTC)", "queued", "ran", "reason"], rows, limit=None)
+             _seconds(j.queued_s), _seconds(j.duration_s), _energy(j), j.reason] for j in jobs]
+    table("Jobs", ["id", "name", "owner", "state", "framework", "slice", "created (UTC)", "queued", "ran", "energy", "reason"],
+          rows, limit=None)
 
 
 def _seconds(value: float | None) -> str | None:
     return None if value is None else f"{value:.1f} s"
+
+
+def _energy(job: Any) -> str | None:
+    from workbench.units import format_energy_j
+
+    return None if job.energy_j is None else format_energy_j(job.energy_j, estimated=bool(job.energy_estimated))
 
 
 @app.command()
@@ -194,6 +201,9 @@ def show(
     data = job.as_json()
     for key in ("params", "error"):
         data.pop(key, None)
+    if "energy_j" in data:  # one unit for energy in every face (the JSON keeps joules)
+        data = {("energy" if k == "energy_j" else k): (_energy(job) if k == "energy_j" else v)
+                for k, v in data.items() if k != "energy_estimated"}
     table(f"Job {job.id}", ["field", "value"], [[k, v] for k, v in data.items()], limit=None)
     table("Transitions", ["at", "state", "reason"], [[e["at"], e["state"], e["reason"]] for e in events], limit=None)
     if job.error:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from workbench.records import ServiceRecord, as_utc, html_card, html_table
+from workbench.units import format_energy_j
 
 if TYPE_CHECKING:
     from workbench.jobs.service import JobService
@@ -210,7 +211,7 @@ class Job(ServiceRecord):
             keys = [metric] if metric else [k for k in latest if k not in ("host_memory_bytes", "time_s")]
             rows.append(("latest metrics", ", ".join(f"{k}={latest[k]:.4g}" for k in keys if k in latest)))
         if self.energy_j is not None:
-            rows.append(("energy", f"{self.energy_j:.1f} J" + (" (estimated)" if self.energy_estimated else "")))
+            rows.append(("energy", format_energy_j(self.energy_j, estimated=bool(self.energy_estimated))))
         rows.append(("log", self.log_path or "–"))
         error = ""
         if self.error:
