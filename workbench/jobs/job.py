@@ -95,6 +95,15 @@ class Job(ServiceRecord):
         end = self.started_at or (self.ended_at if self.done else None) or dt.datetime.now(dt.UTC)
         return max(0.0, (end - self.created_at).total_seconds())
 
+    def slice_queue(self) -> tuple[int | None, str | None]:
+        """Where the job waits for its slice: the queued lease's place in the slices queue (1 is
+        next) and why it is not granted yet; `(None, None)` when it does not wait for a slice."""
+        if self.state not in ("queued", "allocating") or not self.lease_id:
+            return None, None
+        lease = self._svc().wb.slices.get(self.lease_id)
+        if lease.state != "queued":
+            return None, None
+        return lease.queue_position, lease.reason
 
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job has ended (succeeded, failed, cancelled, preempted); returns it.

@@ -558,7 +558,11 @@ class JobService:
         try:
             if run.lease is None or not _lease_live(run.lease):
                 self._transition(run.job_id, "allocating", f"requesting slice {run.slice_spec}", allowed=("queued",), attempt=attempt)
-                lease = self.wb.slices.request(run.slice_spec, owner=run.owner, project=run.project, priority=run.priority, wait=True)
+                # The job points at its queued lease while it waits, so that its place in the queue shows.
+                lease = self.wb.slices.request(
+                    run.slice_spec, owner=run.owner, project=run.project, priority=run.priority, wait=True,
+                    on_queued=lambda queued: self._update(run.job_id, lease_id=queued.id, owns_lease=True),
+                )
                 run.lease, run.owns_lease = lease, True
                 self._update(run.job_id, lease_id=lease.id, owns_lease=True)
                 if run.finished or run.cancel_reason:
