@@ -36,6 +36,11 @@ class StoreUnavailable(WorkbenchError):
     http_status = 503
 
 
+class DataFolderReadOnly(StoreUnavailable):
+    """The data folder (or the database file in it) cannot be written: a read-only mount, or
+    permissions. Reading still works; the message names the folder and the permission."""
+
+
 class NotFound(WorkbenchError):
     """A device, slice, job, profile or kernel with that id does not exist."""
 

@@ -97,6 +97,27 @@ def format_duration_s(seconds: float) -> str:
     return f"{text}s"
 
 
+def format_significant(value: float, digits: int = 3) -> str:
+    """`value` to `digits` significant digits, positional (`0.0000264`, `31.5`, `1,234`), never `2.64e-05`.
+
+    Measured figures (energy, carbon) carry a few meaningful digits; more is noise, and an
+    exponent hides the size of a number from the reader of a table.
+    """
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    rounded = float(f"{value:.{digits - 1}e}")  # first, so that 0.99999 becomes 1.00, not 1.000
+    decimals = max(digits - 1 - math.floor(math.log10(abs(rounded))), 0)
+    return f"{rounded:,.{decimals}f}"
+
+
+def format_energy_j(energy_j: float, *, estimated: bool = False) -> str:
+    """Energy for people, in every face: watt-hours to three significant digits, with the unit
+    (`0.0264 Wh`, `31.5 Wh`); `(estimated)` when the meter estimated it (no power sensor)."""
+    return f"{format_significant(energy_j / 3600)} Wh" + (" (estimated)" if estimated else "")
+
+
 def parse_size_bytes(value: int | str, what: str = "size") -> int:
     """Whole bytes from `"512MiB"`, `"40GiB"`, `"1.5GB"` (rounded up to a byte) or a whole number of bytes.
 

@@ -55,3 +55,34 @@ def test_summary_empty_and_measure(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "energy", "measure", "--json", "--", sys.executable, "-c", "pass")
     reading = json.loads(out)
     assert code == 0 and reading["exit_code"] == 0 and reading["energy_j"] >= 0 and "carbon_g" in reading
+
+
+def test_energy_is_shown_in_watt_hours_in_every_face(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One unit for energy (Wh, three significant digits) in the CLI's tables and the notebook's card."""
+    import datetime as dt
+
+    from workbench import Workbench
+    from workbench.store.models.base import new_id
+    from workbench.store.models.jobs import JobRow
+    from workbench.units import format_energy_j, format_significant
+
+    monkeypatch.setenv("COLUMNS", "250")
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    job_id = new_id("job")
+    with Workbench() as wb:
+        with wb.store.session() as s:
+            s.add(JobRow(id=job_id, name="tiny", owner=wb.user, project="p", kind="callable", target="m:f",
+                         state="succeeded", energy_j=0.34189, carbon_g=3.3622e-05, energy_estimated=True,
+                         started_at=ended - dt.timedelta(seconds=5), ended_at=ended))
+        card = wb.jobs.get(job_id)._repr_html_()
+    assert "0.0000950 Wh (estimated)" in card and " J" not in card
+    shown = []
+    for args in (["energy", "summary", "--since", "1d"], ["jobs", "list"], ["jobs", "show", job_id]):
+        code, out, err = run(capsys, *args)
+        assert code == 0, err
+        shown.append(out)
+    assert "0.0000950 Wh" in shown[0] and "0.0000336 g" in shown[0]
+    assert all("0.0000950 Wh" in out for out in shown), shown
+    assert not any("kWh" in out or "e-0" in out or "energy_j" in out for out in shown), shown
+    assert format_energy_j(31.499999999999996 * 3600) == "31.5 Wh" and format_energy_j(0.99999 * 3600) == "1.00 Wh"
+    assert format_significant(1234567.0) == "1,230,000" and format_significant(0.0) == "0"

@@ -128,7 +128,9 @@ def test_run_wait_shows_the_wait_for_a_slice_and_list_reports_queued_time(tmp_pa
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "jobs", "run", str(script), "--slice", "cpu:1", "--wait"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
-        wait_until(lambda: any(j.state == "allocating" for j in holder.jobs.list()), timeout_s=60, what="the job to wait for its slice")
+        # While it waits, the job points at its queued lease (so the CLI can show its place in the queue).
+        wait_until(lambda: any(j.state == "allocating" and j.lease_id for j in holder.jobs.list()), timeout_s=60,
+                   what="the job to wait for its slice")
         time.sleep(1.5)
         lease.release()
         out, err = proc.communicate(timeout=120)
@@ -138,6 +140,7 @@ def test_run_wait_shows_the_wait_for_a_slice_and_list_reports_queued_time(tmp_pa
         holder.close()
     assert proc.returncode == 0, err
     assert "hello from the job" in out and "in the queue" in err, err
+    assert "#1 in the queue for slice cpu:1" in err, err  # its place in the slices queue, and why
     listed = subprocess.run([sys.executable, "-m", "workbench", "jobs", "list"], capture_output=True, text=True,
                             env={**env, "COLUMNS": "200"}, timeout=60)
     header = next(line for line in listed.stdout.splitlines() if "created (UTC)" in line)

@@ -292,6 +292,9 @@ def test_profile_true_captures_and_registers_a_trace(jobs_wb: Any, lease: Any) -
     profile = job.trace()
     assert profile.job_id == job.id and profile.framework == "torch"
     assert Path(profile.path).is_relative_to(Path(job.folder) / "profile")
+    # The profiler's own lines (kineto's profiler_start/stop) go beside the trace, not into the job's log.
+    assert "profiler_start" not in job.logs() and "USDT" not in job.logs(), job.logs()
+    assert "profiler_start" in (Path(job.folder) / "profile" / "profiler.log").read_text()
 
 
 def test_a_job_whose_slice_is_released_under_it_stops_and_its_worker_ends(jobs_wb: Any) -> None:

@@ -66,6 +66,17 @@ def test_capture_torch_on_cpu_registers_the_profile(wb) -> None:
     assert len(p.memory()) > 0 and (p.memory()["total_allocated"] >= 0).all()
 
 
+def test_capture_keeps_the_profilers_lines_out_of_the_output(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    with capture_trace("torch", tmp_path) as cap:
+        print("the user's line", flush=True)
+        torch.ones(4) @ torch.ones(4)
+    out, err = capfd.readouterr()
+    assert out == "the user's line\n" and "profiler_" not in err, (out, err)
+    assert cap.path is not None and cap.path.exists()
+    assert "profiler_start" in (tmp_path / "profiler.log").read_text()
+
+
 def test_capture_jax_without_a_database(tmp_path: Path) -> None:
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp

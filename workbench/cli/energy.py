@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from workbench.cli._common import console, get_workbench, labelled, print_json, table
+from workbench.units import format_energy_j, format_significant
 
 app = typer.Typer(help="Energy and carbon: totals by user and project, the grid's carbon signal, carbon-aware start times.", no_args_is_help=True)
 
@@ -36,7 +37,7 @@ def summary(
     freq: Annotated[Optional[str], typer.Option("--freq", help="Also split by time, e.g. 1D.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
-    """Energy (kWh) and carbon (gCO2e) of finished jobs, by user and project, over a period."""
+    """Energy (Wh; kWh in --json) and carbon (gCO2e) of finished jobs, by user and project, over a period."""
     now = dt.datetime.now(dt.timezone.utc)
     start, end = _when(since, now=now), _when(until, now=now)
     wb = get_workbench()
@@ -47,10 +48,10 @@ def summary(
         records = frame.assign(**{c: frame[c].astype(str) for c in ("time",) if c in frame}).to_dict(orient="records")
         print_json({"start": start, "end": end or now, "rows": records})
         return
-    columns = [c for c in ("time", "user", "project") if c in frame] + ["jobs", "energy kWh", "carbon g", "estimated jobs"]
+    columns = [c for c in ("time", "user", "project") if c in frame] + ["jobs", "energy", "carbon", "estimated jobs"]
     rows = [
-        [*(str(r[c]) for c in ("time", "user", "project") if c in frame), int(r["jobs"]), f"{r['energy_kwh']:.4g}",
-         f"{r['carbon_g']:.4g}", int(r["estimated_jobs"])]
+        [*(str(r[c]) for c in ("time", "user", "project") if c in frame), int(r["jobs"]),
+         format_energy_j(r["energy_kwh"] * 3.6e6), f"{format_significant(r['carbon_g'])} g", int(r["estimated_jobs"])]
         for r in frame.to_dict(orient="records")
     ]
     period = f"{start:%Y-%m-%d %H:%M} .. {(end or now):%Y-%m-%d %H:%M} UTC" if start else "all time"
@@ -145,7 +146,7 @@ def measure(
     if as_json:
         print_json({**reading.as_json(), "carbon_g": carbon, "exit_code": code})
     else:
-        console.print(f"{reading!r}\n{reading.detail}\n{carbon:.3f} gCO2e ({wb.energy.signal.zone}); "
+        console.print(f"{reading!r}\n{reading.detail}\n{format_significant(carbon)} gCO2e ({wb.energy.signal.zone}); "
                       f"meter overhead {reading.overhead_fraction:.3%}", highlight=False)
     raise typer.Exit(code)
 

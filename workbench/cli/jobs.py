@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from workbench.cli._common import console, err_console, get_workbench, print_json, table
 
@@ -95,7 +96,8 @@ def run(
 
 
 def _show_wait(job: Any, poll_s: float = 0.5) -> None:
-    """Until the job runs (or ends): a live status line with its state, why it waits, and for how long.
+    """Until the job runs (or ends): a live status line with its state, why it waits (its place in
+    the slices queue), and for how long; where stderr is no terminal, a line each time that changes.
 
     A job that waits for a slice on a busy machine would otherwise print nothing for minutes.
     """
@@ -105,13 +107,26 @@ def _show_wait(job: Any, poll_s: float = 0.5) -> None:
     if job.state not in ("queued", "allocating"):
         return
     started = time.monotonic()
+    said = None
     with err_console.status("", spinner="dots") as status:
         while job.state in ("queued", "allocating"):
             waited = time.monotonic() - started
-            status.update(f"job {job.id} {job.state} for {waited:.0f} s: {job.reason or 'waiting'}")
+            waiting = _waiting_for(job)
+            status.update(Text(f"job {job.id} {job.state} for {waited:.0f} s: {waiting}"))
+            if not err_console.is_terminal and waiting != said:
+                err_console.print(f"job {job.id} {job.state}: {waiting}", markup=False, highlight=False)
+                said = waiting
             time.sleep(poll_s)
             job.refresh()
     err_console.print(f"job {job.id} {job.state} after {time.monotonic() - started:.1f} s in the queue")
+
+
+def _waiting_for(job: Any) -> str:
+    """What the job waits for, with its place in the slices queue when it waits for a slice."""
+    position, reason = job.slice_queue()
+    if position is None:
+        return job.reason or "waiting"
+    return f"#{position} in the queue for slice {job.slice_spec} ({job.lease_id}): {reason or 'waiting for room'}"
 
 
 def _run_detached(path: Path, framework: str | None, slice_: str | None, as_json: bool, name: str | None,
@@ -168,12 +183,19 @@ def list_(
         return
     rows = [[j.id, j.name, j.owner, j.state, j.framework, j.lease_id or j.slice_spec,
              j.created_at.strftime("%Y-%m-%d %H:%M:%S") if j.created_at else None,
-             _seconds(j.queued_s), _seconds(j.duration_s), j.reason] for j in jobs]
-    table("Jobs", ["id", "name", "owner", "state", "framework", "slice", "created (UTC)", "queued", "ran", "reason"], rows, limit=None)
+             _seconds(j.queued_s), _seconds(j.duration_s), _energy(j), j.reason] for j in jobs]
+    table("Jobs", ["id", "name", "owner", "state", "framework", "slice", "created (UTC)", "queued", "ran", "energy", "reason"],
+          rows, limit=None)
 
 
 def _seconds(value: float | None) -> str | None:
     return None if value is None else f"{value:.1f} s"
+
+
+def _energy(job: Any) -> str | None:
+    from workbench.units import format_energy_j
+
+    return None if job.energy_j is None else format_energy_j(job.energy_j, estimated=bool(job.energy_estimated))
 
 
 @app.command()
@@ -194,6 +216,9 @@ def show(
     data = job.as_json()
     for key in ("params", "error"):
         data.pop(key, None)
+    if "energy_j" in data:  # one unit for energy in every face (the JSON keeps joules)
+        data = {("energy" if k == "energy_j" else k): (_energy(job) if k == "energy_j" else v)
+                for k, v in data.items() if k != "energy_estimated"}
     table(f"Job {job.id}", ["field", "value"], [[k, v] for k, v in data.items()], limit=None)
     table("Transitions", ["at", "state", "reason"], [[e["at"], e["state"], e["reason"]] for e in events], limit=None)
     if job.error:

@@ -64,6 +64,7 @@ from workbench.errors import InvalidRequest
 from workbench.inventory.catalog import lookup
 from workbench.inventory.devices import Device
 from workbench.inventory.discovery import load_nvml
+from workbench.units import format_energy_j
 
 DEFAULT_POWERCAP = Path("/sys/class/powercap")
 CPU_WATTS_PER_CORE = 10.0
@@ -115,7 +116,7 @@ class EnergyReading:
     def __repr__(self) -> str:
         label = "estimated" if self.estimated else "measured"
         return (
-            f"<EnergyReading {self.energy_j:,.1f} J over {self.duration_s:,.2f} s, "
+            f"<EnergyReading {format_energy_j(self.energy_j)} over {self.duration_s:,.2f} s, "
             f"{self.avg_power_w:,.1f} W average, {label} by {self.method}>"
         )
 

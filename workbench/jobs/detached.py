@@ -22,7 +22,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     request: dict[str, Any] = orjson.loads(args[0])
-    wb = Workbench()
+
+    def refuse(message: str) -> int:
+        sys.stdout.write(orjson.dumps({"submit_error": message}).decode() + "\n")
+        sys.stdout.flush()
+        return 1
+
+    try:  # a data folder it cannot write, a database away: the CLI prints why
+        wb = Workbench()
+    except WorkbenchError as exc:
+        return refuse(str(exc))
     try:
         try:
             job = wb.jobs.submit(
@@ -32,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                 params=request.get("params") or None, args=request.get("args") or None, cwd=request.get("cwd"),
             )
         except WorkbenchError as exc:
-            sys.stdout.write(orjson.dumps({"submit_error": str(exc)}).decode() + "\n")
-            sys.stdout.flush()
-            return 1
+            return refuse(str(exc))
         sys.stdout.write(orjson.dumps(job.as_json(), default=str).decode() + "\n")
         sys.stdout.flush()
         devnull = os.open(os.devnull, os.O_WRONLY)

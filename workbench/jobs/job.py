@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from workbench.records import ServiceRecord, as_utc, html_card, html_table
+from workbench.units import format_energy_j
 
 if TYPE_CHECKING:
     from workbench.jobs.service import JobService
@@ -94,6 +95,15 @@ class Job(ServiceRecord):
         end = self.started_at or (self.ended_at if self.done else None) or dt.datetime.now(dt.UTC)
         return max(0.0, (end - self.created_at).total_seconds())
 
+    def slice_queue(self) -> tuple[int | None, str | None]:
+        """Where the job waits for its slice: the queued lease's place in the slices queue (1 is
+        next) and why it is not granted yet; `(None, None)` when it does not wait for a slice."""
+        if self.state not in ("queued", "allocating") or not self.lease_id:
+            return None, None
+        lease = self._svc().wb.slices.get(self.lease_id)
+        if lease.state != "queued":
+            return None, None
+        return lease.queue_position, lease.reason
 
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job has ended (succeeded, failed, cancelled, preempted); returns it.
@@ -210,7 +220,7 @@ class Job(ServiceRecord):
             keys = [metric] if metric else [k for k in latest if k not in ("host_memory_bytes", "time_s")]
             rows.append(("latest metrics", ", ".join(f"{k}={latest[k]:.4g}" for k in keys if k in latest)))
         if self.energy_j is not None:
-            rows.append(("energy", f"{self.energy_j:.1f} J" + (" (estimated)" if self.energy_estimated else "")))
+            rows.append(("energy", format_energy_j(self.energy_j, estimated=bool(self.energy_estimated))))
         rows.append(("log", self.log_path or "–"))
         error = ""
         if self.error:

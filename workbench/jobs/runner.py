@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as dt
-import io
 import os
 import sys
 import threading
@@ -28,6 +27,7 @@ from typing import Any
 
 from workbench.jobs import context as _context
 from workbench.jobs.context import JobCancelled, JobContext
+from workbench.output import output_to
 
 EVENT_TOPIC = "workbench-jobs"
 RESULT = "result.pkl"
@@ -90,37 +90,6 @@ async def request_cancel(job_id: str) -> bool:
 async def hard_exit(code: int = 70) -> None:
     """Run on the worker (`client.run`) when a job ignored a cancel: end the process now."""
     os._exit(code)
-
-
-@contextlib.contextmanager
-def _output_to(log_path: Path) -> Iterator[None]:
-    """Point fds 1 and 2 and `sys.stdout`/`sys.stderr` at the log, line-buffered, then restore."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    saved = (os.dup(1), os.dup(2))
-    old = (sys.stdout, sys.stderr)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    out = io.TextIOWrapper(os.fdopen(os.dup(1), "wb", buffering=0), encoding="utf-8", errors="replace", line_buffering=True, write_through=True)
-    err = io.TextIOWrapper(os.fdopen(os.dup(2), "wb", buffering=0), encoding="utf-8", errors="replace", line_buffering=True, write_through=True)
-    sys.stdout, sys.stderr = out, err
-    try:
-        yield
-    finally:
-        for stream in (out, err):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        sys.stdout, sys.stderr = old
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for stream in (out, err):
-            with contextlib.suppress(Exception):
-                stream.close()
-        os.close(saved[0])
-        os.close(saved[1])
 
 
 @contextlib.contextmanager
@@ -271,7 +240,7 @@ def _run_attempt(spec: dict[str, Any], outcome: dict[str, Any], folder: Path, lo
     t0 = time.perf_counter()
     result: Any = None
     try:
-        with _output_to(log_path), _job_environment(spec):
+        with output_to(log_path), _job_environment(spec):
             if spec.get("verbose", True):
                 print(f"[workbench] job {spec['job_id']} attempt {attempt} started {outcome['started_at']} "
                       f"pid {os.getpid()} slice {os.environ.get('WORKBENCH_SLICE_ID', '-')}", flush=True)

@@ -42,6 +42,7 @@ from sqlalchemy import insert, select, update
 
 from workbench.errors import (
     Conflict,
+    DataFolderReadOnly,
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -249,7 +250,11 @@ class JobService:
         lease, slice_spec = self._resolve_slice(slice, owner)
         job_id = new_id("job")
         folder = self.settings.jobs_dir / job_id
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataFolderReadOnly(f"cannot create the job's folder: the data folder {self.settings.jobs_dir} is not "
+                                     f"writable ({exc.strerror}; writing needs write permission on the folder)") from None
         log_path = folder / "job.log"  # created by the worker (or by `_finish` if it never ran)
         name = name or _default_name(kind, target)
         not_before, deadline_at, defer_reason = self._plan_start(deferrable, deadline, expected_duration, lease)
@@ -553,7 +558,11 @@ class JobService:
         try:
             if run.lease is None or not _lease_live(run.lease):
                 self._transition(run.job_id, "allocating", f"requesting slice {run.slice_spec}", allowed=("queued",), attempt=attempt)
-                lease = self.wb.slices.request(run.slice_spec, owner=run.owner, project=run.project, priority=run.priority, wait=True)
+                # The job points at its queued lease while it waits, so that its place in the queue shows.
+                lease = self.wb.slices.request(
+                    run.slice_spec, owner=run.owner, project=run.project, priority=run.priority, wait=True,
+                    on_queued=lambda queued: self._update(run.job_id, lease_id=queued.id, owns_lease=True),
+                )
                 run.lease, run.owns_lease = lease, True
                 self._update(run.job_id, lease_id=lease.id, owns_lease=True)
                 if run.finished or run.cancel_reason:

@@ -7,6 +7,10 @@ notebooks and registers the result itself.
     with capture_trace("torch", out_dir) as cap:
         train_step()
     cap.path  # the Chrome/Kineto JSON trace
+
+The profilers' own lines (kineto's `profiler_start`/`profiler_stop`, jax's plugin messages) are
+written to `<out_dir>/profiler.log`, not to the process's output: in a job, that output is the
+job's log, which holds what the user wrote.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import BackendUnavailable, InvalidRequest
+from workbench.output import output_to
 
 FRAMEWORKS = ("torch", "jax")
+PROFILER_LOG = "profiler.log"
 
 
 @dataclass
@@ -123,14 +129,18 @@ def _torch_capture(cap: Capture, out: Path, label: str, record_shapes: bool, wit
     prof = profile(activities=activities, record_shapes=record_shapes, with_stack=with_stack,
                    profile_memory=profile_memory)
     cap.profiler = prof
-    with prof:
-        cap._begin_step()
-        try:
-            yield
-        finally:
-            cap._end_step()
+    with output_to(out / PROFILER_LOG):
+        prof.start()
+    cap._begin_step()
+    try:
+        yield
+    finally:
+        cap._end_step()
+        with output_to(out / PROFILER_LOG):
+            prof.stop()
     path = out / f"{label}.pt.trace.json"
-    prof.export_chrome_trace(str(path))
+    with output_to(out / PROFILER_LOG):
+        prof.export_chrome_trace(str(path))
     cap.path = path
     cap.profiler = None
 
@@ -146,8 +156,13 @@ def _jax_capture(cap: Capture, out: Path, label: str) -> Iterator[None]:
         cap.device = str(jax.devices()[0].device_kind)
     except Exception:  # noqa: BLE001 - no backend yet is not a reason to refuse profiling
         cap.device = None
-    with jax.profiler.trace(str(log_dir), create_perfetto_trace=True):
+    with output_to(out / PROFILER_LOG):
+        jax.profiler.start_trace(str(log_dir), create_perfetto_trace=True)
+    try:
         yield
+    finally:
+        with output_to(out / PROFILER_LOG):
+            jax.profiler.stop_trace()
     found = sorted(log_dir.glob("plugins/profile/*/*.trace.json.gz"), key=lambda p: p.stat().st_mtime)
     if not found:
         found = sorted(log_dir.glob("plugins/profile/*/perfetto_trace.json.gz"), key=lambda p: p.stat().st_mtime)

@@ -421,7 +421,10 @@ class SliceService:
             return
         with self._thread_lock:
             if path and self._lock_file is None:
-                self._lock_file = open(path + ".alloc.lock", "a")  # noqa: SIM115 - held for the service's life
+                try:
+                    self._lock_file = open(path + ".alloc.lock", "a")  # noqa: SIM115 - held for the service's life
+                except OSError as exc:
+                    raise store.read_only_error("cannot allocate", exc.strerror or str(exc)) from None
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
@@ -606,6 +609,7 @@ class SliceService:
         policy: str | None = None,
         cpu_cores: float | None = None,
         memory_bytes: int | str | None = None,
+        on_queued: Callable[[Lease], None] | None = None,
     ) -> Lease:
         """Lease part of a device. Returns an active lease, or waits in the queue (`wait=True`).
 
@@ -613,6 +617,9 @@ class SliceService:
         `timeout_s` bounds the wait (then `Conflict`). `models` (any-of) and `min_memory_bytes`
         constrain the GPU; `cpu_cores`/`memory_bytes` add host CPU and memory to a GPU slice, or
         set a CPU slice's memory. Impossible requests raise `InvalidRequest` saying why.
+        `on_queued(lease)` is called once when the request joins the queue, before the wait, so
+        that a caller (a job waiting for its slice) can point at the queued lease, whose
+        `queue_position` and `reason` say where it stands.
         """
         # `owner` lets a trusted face (the Jupyter server, the jobs scheduler) request for the user
         # it acts for; acting on an existing lease is what ownership guards (renew, release).
@@ -656,6 +663,8 @@ class SliceService:
             row = self._request_locked(txn, row, req, now, wait)
         lease = Lease.from_row(row, self)
         if lease.state == "queued":
+            if on_queued is not None:
+                on_queued(lease)
             lease = self._wait(lease, timeout_s)
         return lease
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import json
 import logging
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +37,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from workbench.errors import StoreUnavailable
+from workbench.errors import DataFolderReadOnly, StoreUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ DEFAULT_BUSY_TIMEOUT_S = 30.0
 # OperationalError is about the connection or the server (restarting, unreachable, disk full).
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "database table is locked", "disk i/o error",
                      "database or disk is full", "unable to open database file")
+
+# What SQLite says when the database file, its folder (for the -wal, -shm and lock files) or
+# the mount is not writable.
+_SQLITE_READ_ONLY = ("readonly database", "read-only file system", "permission denied")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # One advisory-lock key for allocations on PostgreSQL ("wballoc" in ASCII, fits in a bigint).
@@ -63,7 +69,8 @@ def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
         # Let SQLAlchemy's `begin` event emit BEGIN itself (pysqlite's own handling defers it).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if not _is_read_only_connection(dbapi_conn):
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -74,6 +81,29 @@ def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         # Straight to the driver: this runs for every allocation, inside the allocation lock.
         conn.connection.driver_connection.execute(f"BEGIN {mode}")
+
+
+def _is_read_only_connection(dbapi_conn: Any) -> bool:
+    return bool(dbapi_conn.execute("PRAGMA query_only").fetchone()[0])
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a WAL database in a folder this process cannot write.
+
+    SQLite opens such a file read-only only while its -shm and -wal files exist (they go when the
+    last writer closes); otherwise only as `immutable`, i.e. without locks, which is safe when
+    no one writes the folder (a read-only mount, a snapshot) and may read a half-written page if
+    someone with more rights writes it meanwhile. Writes fail with "readonly database", which
+    `Store._read_only` turns into a message that names the folder.
+    """
+    connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opening is lazy
+    except sqlite3.OperationalError:
+        connection.close()
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+    connection.execute("PRAGMA query_only=1")  # what `_sqlite_pragmas` reads to leave the journal mode be
+    return connection
 
 
 class Store:
@@ -94,6 +124,9 @@ class Store:
                     raise StoreUnavailable(f"cannot create the database folder for {url}: {exc.strerror}") from None
         try:
             kwargs: dict[str, Any] = {"future": True, "json_serializer": _json_text, "json_deserializer": _json_value}
+            read_only_file = self._read_only_file()
+            if read_only_file is not None:
+                kwargs["creator"] = lambda: _connect_read_only(read_only_file)
             if not self.is_sqlite:
                 kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": 5})
             self.engine = create_engine(url, **kwargs)
@@ -111,6 +144,14 @@ class Store:
     def __repr__(self) -> str:
         return f"<Store {mask_url(self.url)}>"
 
+    def _read_only_file(self) -> Path | None:
+        """The database file when it exists in a folder this process cannot write, else None."""
+        folder = self.data_folder
+        if folder is None:
+            return None
+        path = Path(self.url.split("///", 1)[-1]).resolve()
+        return path if path.is_file() and not os.access(folder, os.W_OK) else None
+
     # -- schema -------------------------------------------------------------------------------
     def _alembic_config(self, connection: Any) -> Any:
         from alembic.config import Config
@@ -124,12 +165,16 @@ class Store:
         """Bring the schema to the newest revision; safe when many processes start at once."""
         from alembic import command
 
+        if self._schema_is_current():
+            return
         try:
             with self._migration_lock(), self.engine.begin() as conn:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
                 command.upgrade(self._alembic_config(conn), "heads")
         except OperationalError as exc:
+            if self._is_read_only(exc):
+                raise self.read_only_error("cannot create or update the database", _first_line(exc)) from None
             raise StoreUnavailable(f"cannot reach the database at {mask_url(self.url)}: {_first_line(exc)}") from None
         except DBAPIError as exc:
             raise StoreUnavailable(f"database error at {mask_url(self.url)}: {_first_line(exc)}") from None
@@ -140,12 +185,53 @@ class Store:
             yield
             return
         lock_path = Path(self.url.split("///", 1)[-1] + ".migrate.lock")
-        with lock_path.open("a") as handle:
+        try:
+            handle = lock_path.open("a")
+        except OSError as exc:
+            raise self.read_only_error("cannot update the database schema", exc.strerror or str(exc)) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _schema_is_current(self) -> bool:
+        """Whether the database is at the migrations' heads already, read without any lock, so
+        that a read-only data folder (or a reader among many) needs no migration lock."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        if ":memory:" in self.url:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                current = set(MigrationContext.configure(conn).get_current_heads())
+        except (OperationalError, DBAPIError):
+            return False  # no database yet, or unreachable: `migrate` says which
+        return current == set(ScriptDirectory.from_config(self._alembic_config(None)).get_heads())
+
+    @property
+    def data_folder(self) -> Path | None:
+        """The folder of a SQLite database file (None for PostgreSQL or memory)."""
+        if not self.is_sqlite or ":memory:" in self.url:
+            return None
+        return Path(self.url.split("///", 1)[-1]).resolve().parent
+
+    def read_only_error(self, what: str, why: str) -> DataFolderReadOnly:
+        """The error for a write that failed because the data folder is not writable."""
+        return DataFolderReadOnly(f"{what}: the data folder {self.data_folder} is not writable "
+                                  f"({why}; reading works, writing needs write permission on the folder)")
+
+    def _is_read_only(self, exc: BaseException) -> bool:
+        if not self.is_sqlite:
+            return False
+        message = str(getattr(exc, "orig", None) or exc).lower()
+        if any(words in message for words in _SQLITE_READ_ONLY):
+            return True
+        # SQLite says only "unable to open database file" when it cannot create its files.
+        folder = self.data_folder
+        return "unable to open database file" in message and folder is not None and not os.access(folder, os.W_OK)
 
     def revision(self) -> tuple[str, ...]:
         from alembic.runtime.migration import MigrationContext
@@ -208,6 +294,8 @@ class Store:
         try:  # the common case, without the retry machinery (this is on every job's path)
             return fn()
         except transient as exc:
+            if self._is_read_only(exc):
+                raise self.read_only_error(what, _first_line(exc)) from None
             if not self.is_transient(exc):
                 raise StoreUnavailable(f"{what}: database {mask_url(self.url)} failed: {_first_line(exc)}") from None
         budget_s = self.write_retry_s if retry_s is None else retry_s
@@ -237,6 +325,8 @@ class Store:
             yield
         # The driver's own error too: BEGIN goes straight to it (see `_sqlite_pragmas`).
         except (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
+            if self._is_read_only(exc):
+                raise self.read_only_error("cannot write the database", _first_line(exc)) from None
             raise StoreUnavailable(f"database {mask_url(self.url)} failed: {_first_line(exc)}") from None
 
     def close(self) -> None:

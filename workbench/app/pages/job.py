@@ -11,6 +11,7 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
 from workbench.app.feed import Feed, Unavailable
+from workbench.units import format_energy_j
 from workbench.widgets.job import elapsed_s, log_tail, metric_series
 from workbench.widgets.render import (
     TERMINAL_JOB_STATES,
@@ -97,8 +98,7 @@ class JobPage(param.Parameterized):
         }
         energy_j = getattr(job, "energy_j", None)
         if energy_j is not None:
-            estimated = " (estimated)" if getattr(job, "energy_estimated", False) else ""
-            rows["energy"] = esc(f"{energy_j / 3600:,.3g} Wh{estimated}")
+            rows["energy"] = esc(format_energy_j(energy_j, estimated=bool(getattr(job, "energy_estimated", False))))
         body = "".join(f"<tr><th>{k}</th><td class='wb-job-{k}'>{v}</td></tr>" for k, v in rows.items())
         header = f"<h3 style='margin:0 0 4px 0'>{esc(getattr(job, 'name', ''))}</h3><table class='wb-kv'>{body}</table>"
         if header != self.header.object:
