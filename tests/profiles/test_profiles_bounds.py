@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -46,25 +45,26 @@ def test_fifo_is_refused_at_once(tmp_path: Path) -> None:
     assert out.stderr.count("\n") == 1 and "named pipe (FIFO), not a regular file" in out.stderr
 
 
+# A child forked from this (large) test process starts with this process's peak RSS on Linux (the
+# kernel carries the old high-water mark across fork and exec), so the CLI runs under a small
+# wrapper interpreter that reports its own child's peak.
+_PEAK_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[2:]).returncode\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(rc)\n"
+)
+
+
 def _cli_with_peak(*args: str, home: Path, timeout_s: float = 10.0) -> tuple[int, str, int]:
     """`workbench profiles ...` in a fresh process: exit code, standard error, and that process's
-    own peak RSS in KiB (from wait4, so no other child of this test session counts)."""
-    err_path = home.parent / "cli.stderr"
+    own peak RSS in KiB."""
     home.mkdir(parents=True, exist_ok=True)
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "workbench", "profiles", *args], stdout=subprocess.DEVNULL,
-                                stderr=err, env={**os.environ, "WORKBENCH_HOME": str(home)}, cwd=ROOT)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, err_path.read_text(), usage.ru_maxrss
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"profiles {' '.join(args)} ran past {timeout_s:.0f} s")
-        time.sleep(0.05)
+    peak_path = home.parent / "cli.peak_kib"
+    done = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, str(peak_path), sys.executable, "-m", "workbench",
+                           "profiles", *args], capture_output=True, text=True, timeout=timeout_s,
+                          env={**os.environ, "WORKBENCH_HOME": str(home)}, cwd=ROOT)
+    return done.returncode, done.stderr, int(peak_path.read_text())
 
 
 def test_gzip_bomb_is_refused_within_bounds(tmp_path: Path) -> None:
