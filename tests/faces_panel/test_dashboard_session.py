@@ -114,6 +114,7 @@ def expires_at(bench: Any, lease_id: str) -> dt.datetime:
 
 def test_an_open_tab_renews_its_slices_until_auto_renew_is_off_or_the_tab_closes(server: Dashboard, bench: Any,
                                                                                  page: Any) -> None:
+    page.set_default_timeout(90_000)  # "My slices" refreshes on the server's timer, slow on a loaded 2-core machine
     page.goto(server.url)
     kept = request_slice(page)
     row = lease_row(page, kept)
