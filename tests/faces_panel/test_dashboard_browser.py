@@ -24,10 +24,14 @@ def request_cpu_slice(page) -> str:
     """Fill the form for one CPU core and wait for the granted lease; returns its id."""
     form = page.locator(".wb-slice-form")
     form.get_by_role("button", name="CPU").wait_for()
+    shown = page.locator(".wb-lease-status code")
+    before = shown.inner_text() if shown.count() else None
     form.get_by_role("button", name="Request slice").click()
-    status = page.locator(".wb-lease-status .wb-badge.wb-state-active")
-    status.wait_for()
-    return page.locator(".wb-lease-status code").inner_text()
+    granted = page.locator(".wb-lease-status", has=page.locator(".wb-badge.wb-state-active"))
+    if before is not None:  # the previous grant stays shown until the server answers the click
+        granted = granted.filter(has_not_text=before)
+    granted.wait_for()
+    return granted.locator("code").inner_text()
 
 
 def test_request_and_release_a_cpu_slice(dashboard, page) -> None:

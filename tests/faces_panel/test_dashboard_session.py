@@ -101,11 +101,21 @@ def lease_row(page: Any, lease_id: str) -> Any:
 
 
 def request_slice(page: Any) -> str:
+    """Request one CPU slice and return the id of the lease granted by this click.
+
+    The status box still shows the previous grant until the server answers the click, so wait
+    for an active lease whose id differs from the one shown before (reading the first active
+    badge raced the server and returned the previous, since expired, lease)."""
     form = page.locator(".wb-slice-form")
     form.get_by_role("button", name="CPU").wait_for()
+    shown = page.locator(".wb-lease-status code")
+    before = shown.inner_text() if shown.count() else None
     form.get_by_role("button", name="Request slice").click()
-    page.locator(".wb-lease-status .wb-state-active").wait_for()
-    return page.locator(".wb-lease-status code").inner_text()
+    granted = page.locator(".wb-lease-status", has=page.locator(".wb-state-active"))
+    if before is not None:
+        granted = granted.filter(has_not_text=before)
+    granted.wait_for()
+    return granted.locator("code").inner_text()
 
 
 def expires_at(bench: Any, lease_id: str) -> dt.datetime:
