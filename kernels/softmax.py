@@ -16,33 +16,23 @@ dy once and writes dx once: dx = y * (dy - sum(y * dy)).
 
 from __future__ import annotations
 
-from workbench.kernels.shapes import (
-    ROWWISE_BENCH_SHAPES,
-    ROWWISE_CHECK_SHAPES,
-    rowwise_grad_problem,
-    rowwise_problem,
-)
+from workbench.kernels.registry import load_module
+from workbench.kernels.shapes import ROWWISE_BENCH_SHAPES, ROWWISE_CHECK_SHAPES
+
+_rowwise = load_module("_rowwise")  # the shape rules and helpers softmax and the norms share
 
 NAME = "softmax"
 SUMMARY = "row-wise softmax (forward and backward) of an (M, N) array, fp32 arithmetic"
 DTYPES = ("float32", "float16", "bfloat16")
 CHECK_SHAPES = ROWWISE_CHECK_SHAPES  # non-powers of two, a single element, a single row
 BENCH_SHAPES = ROWWISE_BENCH_SHAPES
-VARIANTS: tuple[dict, ...] = ({},)
-TOLERANCES: dict[str, tuple[float, float, str]] = {}
 FRAMEWORK = {"torch": "torch.softmax", "jax": "jax.nn.softmax"}
 BOUND = "memory"
 GRAD_NAMES = ("dx",)  # the gradients of the inputs, in order
 
 
-def check_shape(shape: tuple[int, ...], **params: object) -> str | None:
-    """Why this shape cannot be run, or None when it can."""
-    return rowwise_problem(shape)
-
-
-def check_grad_shape(shape: tuple[int, ...], **params: object) -> str | None:
-    """Why the backward cannot take this shape, or None when it can."""
-    return rowwise_grad_problem(shape)
+check_shape = _rowwise.check_shape  # (M, N) with N <= 32768
+check_grad_shape = _rowwise.check_grad_shape  # (M, N) with N <= 16384
 
 
 def flops(shape: tuple[int, ...], **params: object) -> int:
@@ -71,11 +61,7 @@ def make_inputs(shape: tuple[int, ...], rng, **params: object) -> tuple:
 
 
 # -- PyTorch -----------------------------------------------------------------------------------
-def _work(x):
-    """fp32 for the kernel's dtypes; fp64 stays fp64, so the gradients' reference is as exact as can be."""
-    import torch
-
-    return torch.promote_types(x.dtype, torch.float32)
+_work = _rowwise.work_dtype  # fp32, or fp64 for the gradients' reference
 
 
 def torch_reference(x, **params):

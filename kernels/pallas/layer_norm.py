@@ -2,7 +2,8 @@
 
 Read after `kernels/layer_norm.py`. Each program owns a block of whole rows; the backward
 recomputes the rows' mean and rstd from x (which it reads anyway) and writes dx plus one row of
-fp32 partial sums of dw and db per program, which XLA sums (the two-stage reduction).
+fp32 partial sums of dw and db per program, which XLA sums (the two-stage reduction). The
+pallas_call, the custom_vjp and the checks of the wrapper are those of every norm, in `_rowwise.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import jax
 import jax.numpy as jnp
 
 from workbench.kernels.registry import load_backend_module, load_module
-from workbench.kernels.shapes import refuse
 
 _op = load_module("layer_norm")
 _rowwise = load_backend_module("_rowwise", "pallas")
@@ -48,34 +48,7 @@ def _layer_norm_bwd_kernel(x_ref, dy_ref, w_ref, dx_ref, dw_ref, db_ref, *, n_co
     db_ref[...] = jnp.sum(dy, axis=0, keepdims=True)
 
 
-def layer_norm_fwd(x, w, b, interpret: bool):
-    kernel = functools.partial(_layer_norm_fwd_kernel, n_cols=x.shape[1], eps=_op.EPS)
-    return _rowwise.rowwise_call(kernel, [x], [w, b], out_dtypes=[x.dtype], interpret=interpret)[0]
-
-
-def layer_norm_bwd(x, w, dy, interpret: bool):
-    kernel = functools.partial(_layer_norm_bwd_kernel, n_cols=x.shape[1], eps=_op.EPS)
-    dx, dw, db = _rowwise.rowwise_call(kernel, [x, dy.astype(x.dtype)], [w], out_dtypes=[x.dtype], n_partials=2,
-                                       interpret=interpret)
-    return dx, dw.astype(w.dtype), db.astype(w.dtype)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _layer_norm(x, w, b, interpret: bool):
-    return layer_norm_fwd(x, w, b, interpret)
-
-
-def _layer_norm_vjp_fwd(x, w, b, interpret: bool):
-    refuse(_op.NAME, _op.check_grad_shape(tuple(x.shape)), grad=True)  # at trace time, before any kernel
-    return layer_norm_fwd(x, w, b, interpret), (x, w)
-
-
-def _layer_norm_vjp_bwd(interpret: bool, saved, dy):
-    x, w = saved
-    return layer_norm_bwd(x, w, dy, interpret)
-
-
-_layer_norm.defvjp(_layer_norm_vjp_fwd, _layer_norm_vjp_bwd)
+_KERNELS = _rowwise.NormKernels(_op, _layer_norm_fwd_kernel, _layer_norm_bwd_kernel)
 
 
 def layer_norm(x, w, b, *, interpret: bool = False):
@@ -84,10 +57,7 @@ def layer_norm(x, w, b, *, interpret: bool = False):
     Raises:
         InvalidRequest: a shape the kernel (or, under differentiation, its backward) cannot take.
     """
-    refuse(_op.NAME, _op.check_shape(tuple(x.shape)))
-    if tuple(w.shape) != (x.shape[1],) or tuple(b.shape) != (x.shape[1],):
-        refuse(_op.NAME, f"weight {tuple(w.shape)} and bias {tuple(b.shape)} must be ({x.shape[1]},)")
-    return _layer_norm(x, w, b, interpret)
+    return _rowwise.norm(_KERNELS, x, {"weight": w, "bias": b}, interpret)
 
 
 def build(interpret: bool):

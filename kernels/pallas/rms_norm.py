@@ -2,7 +2,8 @@
 
 Read after `kernels/rms_norm.py`. Each program owns a block of whole rows; the backward
 recomputes rstd from x and writes dx plus one row of fp32 partial sums of dw per program, which
-XLA sums (the two-stage reduction).
+XLA sums (the two-stage reduction). The pallas_call, the custom_vjp and the checks of the wrapper
+are those of every norm, in `_rowwise.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import jax
 import jax.numpy as jnp
 
 from workbench.kernels.registry import load_backend_module, load_module
-from workbench.kernels.shapes import refuse
 
 _op = load_module("rms_norm")
 _rowwise = load_backend_module("_rowwise", "pallas")
@@ -41,34 +41,7 @@ def _rms_norm_bwd_kernel(x_ref, dy_ref, w_ref, dx_ref, dw_ref, *, n_cols: int, e
     dw_ref[...] = jnp.sum(dy * xhat, axis=0, keepdims=True)
 
 
-def rms_norm_fwd(x, w, interpret: bool):
-    kernel = functools.partial(_rms_norm_fwd_kernel, n_cols=x.shape[1], eps=_op.EPS)
-    return _rowwise.rowwise_call(kernel, [x], [w], out_dtypes=[x.dtype], interpret=interpret)[0]
-
-
-def rms_norm_bwd(x, w, dy, interpret: bool):
-    kernel = functools.partial(_rms_norm_bwd_kernel, n_cols=x.shape[1], eps=_op.EPS)
-    dx, dw = _rowwise.rowwise_call(kernel, [x, dy.astype(x.dtype)], [w], out_dtypes=[x.dtype], n_partials=1,
-                                   interpret=interpret)
-    return dx, dw.astype(w.dtype)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _rms_norm(x, w, interpret: bool):
-    return rms_norm_fwd(x, w, interpret)
-
-
-def _rms_norm_vjp_fwd(x, w, interpret: bool):
-    refuse(_op.NAME, _op.check_grad_shape(tuple(x.shape)), grad=True)  # at trace time, before any kernel
-    return rms_norm_fwd(x, w, interpret), (x, w)
-
-
-def _rms_norm_vjp_bwd(interpret: bool, saved, dy):
-    x, w = saved
-    return rms_norm_bwd(x, w, dy, interpret)
-
-
-_rms_norm.defvjp(_rms_norm_vjp_fwd, _rms_norm_vjp_bwd)
+_KERNELS = _rowwise.NormKernels(_op, _rms_norm_fwd_kernel, _rms_norm_bwd_kernel)
 
 
 def rms_norm(x, w, *, interpret: bool = False):
@@ -77,10 +50,7 @@ def rms_norm(x, w, *, interpret: bool = False):
     Raises:
         InvalidRequest: a shape the kernel (or, under differentiation, its backward) cannot take.
     """
-    refuse(_op.NAME, _op.check_shape(tuple(x.shape)))
-    if tuple(w.shape) != (x.shape[1],):
-        refuse(_op.NAME, f"weight {tuple(w.shape)} must be ({x.shape[1]},)")
-    return _rms_norm(x, w, interpret)
+    return _rowwise.norm(_KERNELS, x, {"weight": w}, interpret)
 
 
 def build(interpret: bool):

@@ -5,8 +5,9 @@ statistics with the two-pass formula. Backward: each program owns a contiguous r
 row, with xhat = (x - mean) * rstd and g = w * dy,
     dx = (g - mean(g) - xhat * mean(xhat * g)) * rstd,
 and it accumulates dy * xhat (dw) and dy (db) for its rows in fp32 registers, written as one row
-of partial sums; a second kernel sums those rows (see `_rowwise.py`). The backward recomputes the
-row's mean and rstd from x, which it reads anyway, instead of saving them.
+of partial sums; a second kernel sums those rows. The backward recomputes the row's mean and rstd
+from x, which it reads anyway, instead of saving them. The launches, the autograd Function and the
+checks of the wrapper are those of every norm, in `_rowwise.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import triton
 import triton.language as tl
 
 from workbench.kernels.registry import load_backend_module, load_module
-from workbench.kernels.shapes import refuse
 
 _op = load_module("layer_norm")
 _rowwise = load_backend_module("_rowwise", "triton")
@@ -67,50 +67,8 @@ def _layer_norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, dx_ptr, dw_part_ptr, db_part_pt
     tl.store(db_part_ptr + pid * n_cols + offs, db, mask=mask)
 
 
-# On a GPU the warps per program are tuned per row length; the interpreter ignores them.
-_WARPS = [triton.Config({}, num_warps=w) for w in (4, 8, 16)]
-_layer_norm_fwd_tuned = triton.autotune(configs=_WARPS, key=["n_cols"])(_layer_norm_fwd_kernel)
-_layer_norm_bwd_tuned = triton.autotune(configs=_WARPS, key=["n_cols"])(_layer_norm_bwd_kernel)
-
-
-def layer_norm_fwd(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
-    m, n = x.shape
-    y = torch.empty_like(x)
-    per_program = _rowwise.rows_per_program(x)
-    launch = _layer_norm_fwd_tuned if x.is_cuda else _layer_norm_fwd_kernel
-    launch[(triton.cdiv(m, per_program),)](x, w, b, y, m, n, x.stride(0), y.stride(0), eps,
-                                           BLOCK=triton.next_power_of_2(n), ROWS_PER_PROGRAM=per_program)
-    return y
-
-
-def layer_norm_bwd(x: torch.Tensor, w: torch.Tensor, dy: torch.Tensor, eps: float
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    m, n = x.shape
-    dy = dy if dy.stride(-1) == 1 else dy.contiguous()
-    dx = torch.empty_like(x)
-    programs, per_program = _rowwise.backward_programs(x)
-    dw_part = torch.empty((programs, n), dtype=torch.float32, device=x.device)
-    db_part = torch.empty_like(dw_part)
-    launch = _layer_norm_bwd_tuned if x.is_cuda else _layer_norm_bwd_kernel
-    launch[(programs,)](x, w, dy, dx, dw_part, db_part, m, n, x.stride(0), dy.stride(0), dx.stride(0), eps,
-                        per_program, BLOCK=triton.next_power_of_2(n))
-    return dx, _rowwise.column_sum(dw_part, w.dtype), _rowwise.column_sum(db_part, w.dtype)
-
-
-class LayerNormFunction(torch.autograd.Function):
-    """Saves x and w; the backward recomputes each row's statistics."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
-        ctx.save_for_backward(x, w)
-        ctx.eps = eps
-        return layer_norm_fwd(x, w, b, eps)
-
-    @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        x, w = ctx.saved_tensors
-        dx, dw, db = layer_norm_bwd(x, w, dy, ctx.eps)
-        return dx, dw, db, None
+_KERNELS = _rowwise.NormKernels(_op, _rowwise.RowKernel(_layer_norm_fwd_kernel),
+                                _rowwise.RowKernel(_layer_norm_bwd_kernel))
 
 
 def layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = _op.EPS) -> torch.Tensor:
@@ -123,10 +81,4 @@ def layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = _
     Raises:
         InvalidRequest: a shape the kernel (or, when an input requires grad, its backward) cannot take.
     """
-    refuse(_op.NAME, _op.check_shape(tuple(x.shape)))
-    if tuple(w.shape) != (x.shape[1],) or tuple(b.shape) != (x.shape[1],):
-        refuse(_op.NAME, f"weight {tuple(w.shape)} and bias {tuple(b.shape)} must be ({x.shape[1]},)")
-    if _rowwise.needs_grad(x, w, b):
-        refuse(_op.NAME, _op.check_grad_shape(tuple(x.shape)), grad=True)
-    x = x if x.stride(-1) == 1 else x.contiguous()
-    return LayerNormFunction.apply(x, w.contiguous(), b.contiguous(), eps)
+    return _rowwise.norm(_KERNELS, x, {"weight": w, "bias": b}, eps)

@@ -48,30 +48,18 @@ def _softmax_bwd_kernel(y_ptr, dy_ptr, dx_ptr, n_rows, n_cols, stride_y, stride_
             tl.store(dx_ptr + row * stride_dx + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
-# On a GPU the warps per program are tuned per row length; the interpreter ignores them.
-_WARPS = [triton.Config({}, num_warps=w) for w in (4, 8, 16)]
-_softmax_fwd_tuned = triton.autotune(configs=_WARPS, key=["n_cols"])(_softmax_fwd_kernel)
-_softmax_bwd_tuned = triton.autotune(configs=_WARPS, key=["n_cols"])(_softmax_bwd_kernel)
-
-
-def _launch(kernel, tuned, out: torch.Tensor, *rows: torch.Tensor) -> torch.Tensor:
-    """One row-wise launch over (M, N) tensors with unit stride along columns."""
-    m, n = out.shape
-    per_program = _rowwise.rows_per_program(out)
-    launch = tuned if out.is_cuda else kernel
-    launch[(triton.cdiv(m, per_program),)](*rows, out, m, n, *(t.stride(0) for t in (*rows, out)),
-                                           BLOCK=triton.next_power_of_2(n), ROWS_PER_PROGRAM=per_program)
-    return out
+_fwd = _rowwise.RowKernel(_softmax_fwd_kernel)
+_bwd = _rowwise.RowKernel(_softmax_bwd_kernel)
 
 
 def softmax_fwd(x: torch.Tensor) -> torch.Tensor:
     x = x if x.stride(-1) == 1 else x.contiguous()
-    return _launch(_softmax_fwd_kernel, _softmax_fwd_tuned, torch.empty_like(x), x)
+    return _rowwise.launch_rows(_fwd, torch.empty_like(x), [x])
 
 
 def softmax_bwd(y: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     dy = dy if dy.stride(-1) == 1 else dy.contiguous()
-    return _launch(_softmax_bwd_kernel, _softmax_bwd_tuned, torch.empty_like(y), y, dy)
+    return _rowwise.launch_rows(_bwd, torch.empty_like(y), [y, dy])
 
 
 class SoftmaxFunction(torch.autograd.Function):
