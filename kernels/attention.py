@@ -21,6 +21,7 @@ import math
 
 from workbench.kernels.shapes import dims_problem
 
+# What the registry reads (boilerplate: every kernel module declares these names, with its own values).
 NAME = "attention"
 SUMMARY = "attention forward and backward (B, H, S, D), causal or not, D in 16/32/64/128, online softmax"
 DTYPES = ("float32", "float16", "bfloat16")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from workbench.kernels.shapes import dims_problem
 
+# What the registry reads (boilerplate: every kernel module declares these names, with its own values).
 NAME = "matmul"
 SUMMARY = "C = A @ B, A (M, K), B (K, N), fp32 accumulation, output in the input dtype"
 DTYPES = ("float32", "float16", "bfloat16")

@@ -21,6 +21,7 @@ from workbench.kernels.shapes import ROWWISE_BENCH_SHAPES, ROWWISE_CHECK_SHAPES
 
 _rowwise = load_module("_rowwise")  # the shape rules and helpers softmax and the norms share
 
+# What the registry reads (boilerplate: every kernel module declares these names, with its own values).
 NAME = "softmax"
 SUMMARY = "row-wise softmax (forward and backward) of an (M, N) array, fp32 arithmetic"
 DTYPES = ("float32", "float16", "bfloat16")

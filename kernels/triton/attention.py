@@ -250,6 +250,8 @@ def _attn_bwd_dq_inner(dq, q, do, lse, delta, k_base, v_base, stride_ks,
     return dq
 
 
+# Its prologue has the shape of _attn_bwd_dkdv's (boilerplate of a FlashAttention backward kernel:
+# this program's block of queries here, of keys there; the offsets and masked loads of that block).
 @triton.jit
 def _attn_bwd_dq(Q, K, V, DO, DQ, LSE, DELTA, sm_scale, n_heads, seq_len,
                  stride_b, stride_h, stride_s,

@@ -34,6 +34,8 @@ def _rms_norm_fwd_kernel(x_ptr, w_ptr, y_ptr, n_rows, n_cols, stride_x, stride_y
             tl.store(y_ptr + row * stride_y + offs, (x * rstd * w).to(y_ptr.dtype.element_ty), mask=mask)
 
 
+# Its prologue is layer norm's (boilerplate of a norm backward: the program's columns, the weight,
+# fp32 accumulators, its run of rows); the statistics and gradients in between differ.
 @triton.jit
 def _rms_norm_bwd_kernel(x_ptr, w_ptr, dy_ptr, dx_ptr, dw_part_ptr, n_rows, n_cols,
                          stride_x, stride_dy, stride_dx, eps, rows_per_program, BLOCK: tl.constexpr):

@@ -34,6 +34,8 @@ def _softmax_fwd_kernel(x_ptr, y_ptr, n_rows, n_cols, stride_x, stride_y,
             tl.store(y_ptr + row * stride_y + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
+# The backward walks the rows as the forward does (boilerplate of a row-wise kernel: a loop over a
+# program's rows with the same masked loads; a @triton.jit helper cannot hold a loop's body).
 @triton.jit
 def _softmax_bwd_kernel(y_ptr, dy_ptr, dx_ptr, n_rows, n_cols, stride_y, stride_dy, stride_dx,
                         BLOCK: tl.constexpr, ROWS_PER_PROGRAM: tl.constexpr):
