@@ -89,6 +89,7 @@ class RowKernel:
         self.tuned = triton.autotune(configs=_WARPS, key=["n_cols"])(kernel)
 
     def on(self, t: torch.Tensor):
+        """The kernel to launch for tensors on t's device."""
         return self.tuned if t.is_cuda else self.kernel
 
 
@@ -126,7 +127,7 @@ def norm_bwd(kernels: NormKernels, x: torch.Tensor, w: torch.Tensor, dy: torch.T
     partials = [torch.empty((programs, n), dtype=torch.float32, device=x.device)
                 for _ in kernels.op.GRAD_NAMES[1:]]  # one buffer per weight gradient (dw, db)
     kernels.bwd.on(x)[(programs,)](x, w, dy, dx, *partials, m, n, x.stride(0), dy.stride(0), dx.stride(0), eps,
-                                per_program, BLOCK=triton.next_power_of_2(n))
+                                   per_program, BLOCK=triton.next_power_of_2(n))
     return (dx, *(column_sum(p, w.dtype) for p in partials))
 
 
