@@ -69,3 +69,30 @@ def test_the_blend_beats_persistence_where_days_do_not_repeat() -> None:
 def test_short_histories_fall_back() -> None:
     assert fit_forecast(np.full(10, 300.0), 10).method == "run-now"
     assert fit_forecast(np.arange(60.0), 60).method == "persistence"
+
+
+def test_the_blend_is_the_ridge_fit_of_each_lead_written_out() -> None:
+    """The fit builds every lead's normal equations from whole shifted columns (for speed); here
+    one lead's design matrix is written out row by row and solved directly: same forecast."""
+    from workbench.energy.forecast import HISTORY_DAYS, RIDGE
+
+    values = load_signal("ERCO").values
+    k = 24 * 150 + 5
+    fitted = fit_forecast(values, k)
+    y = values[k - HISTORY_DAYS * 24 - MAX_LEAD_H - 168 - 24:k].astype(float)
+    t = len(y) - 1
+    profile = {i: np.mean([y[i - 24 * j] for j in range(7)]) for i in range(144, len(y))}
+    for lead in (1, 7, 24, 25, 48):
+        same = lambda o: o + lead - 24 * ((lead + 23) // 24)  # noqa: E731 - the same hour, last observed day
+        week = lambda o: o + lead - 168 * ((lead + 167) // 168)  # noqa: E731
+
+        def row(o: int) -> list[float]:
+            return [y[o], np.mean(y[o - 23:o + 1]), y[same(o)], y[week(o)], profile[same(o)], 1.0]
+
+        origins = range(t - MAX_LEAD_H - HISTORY_DAYS * 24 + 1, t - MAX_LEAD_H + 1)
+        x = np.array([row(o) for o in origins])
+        xtx = x.T @ x
+        w = np.linalg.solve(xtx + RIDGE * np.trace(xtx) / 6 * np.eye(6), x.T @ np.array([y[o + lead] for o in origins]))
+        if fitted.method == "blend":
+            assert fitted.values[lead - 1] == pytest.approx(max(float(np.dot(row(t), w)), 0.0), rel=1e-9)
+    assert fitted.method == "blend"
