@@ -248,11 +248,12 @@ def test_cpu_idle_probe_reads_the_slice_processes(wb: Any) -> None:
     env = {**os.environ, **lease.env}
     proc = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<30: pass"], env=env)
     try:
-        from workbench.slices.service import _cpu_time_probe
+        from workbench.slices.probes import DeviceUse
 
-        first = _cpu_time_probe(wb.slices, lease)
+        probe = DeviceUse(wb.devices)
+        first = probe.cpu_time(lease)
         assert proc.pid in first["pids"]
-        _wait_for(lambda: _cpu_time_probe(wb.slices, lease)["busy"])
+        _wait_for(lambda: probe.cpu_time(lease)["busy"])
     finally:
         proc.kill()
         proc.wait()

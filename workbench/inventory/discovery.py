@@ -10,7 +10,7 @@ import functools
 import os
 import socket
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import psutil
 
@@ -52,9 +52,9 @@ def load_nvml() -> ModuleType | None:
         return None
     try:
         pynvml.nvmlInit()
-    except Exception:  # no driver, no library: a machine without NVIDIA GPUs
+    except pynvml.NVMLError:  # no driver, no library (NVMLError_LibraryNotFound): a machine without NVIDIA GPUs
         return None
-    return pynvml
+    return cast(ModuleType, pynvml)
 
 
 def _text(value: Any) -> str:
