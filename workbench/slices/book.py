@@ -17,7 +17,7 @@ from workbench.inventory.devices import Device
 from workbench.slices.capacity import Capacity
 from workbench.slices.mig import plan_mig
 from workbench.slices.placement import FULL, ClusterState, Task
-from workbench.slices.types import GPU_SHARE_KINDS
+from workbench.slices.types import GPU_SHARE_KINDS, LeaseCore
 
 if TYPE_CHECKING:
     from workbench.slices.request import Request
@@ -25,33 +25,9 @@ if TYPE_CHECKING:
 MIB = 1024**2
 
 
-class Held(Protocol):
+class Held(LeaseCore, Protocol):
     """What the book reads of a lease that holds capacity (`sql.HeldRow`, `sql.BookRow`, `LeaseRow`)."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def owner(self) -> str: ...
-    @property
-    def project(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def node(self) -> str | None: ...
-    @property
-    def device_keys(self) -> list[str]: ...
-    @property
-    def profile(self) -> str | None: ...
-    @property
-    def mig_start(self) -> int | None: ...
-    @property
-    def gpu_milli(self) -> int: ...
-    @property
-    def cpu_milli(self) -> int: ...
-    @property
-    def memory_bytes(self) -> int: ...
     @property
     def host_memory_mib(self) -> int | None: ...
 

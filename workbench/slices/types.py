@@ -46,10 +46,8 @@ def slice_kind(text: str) -> SliceKind:
         raise ValueError(f"unknown slice kind {text!r}; kinds: {', '.join(SLICE_KINDS)}") from None
 
 
-class LeaseColumns(Protocol):
-    """The columns of a lease, however they were read: the ORM row (`LeaseRow`), a new lease's
-    plain values (`sql.LeaseValues`) or a row returned by a statement on the driver. What a
-    `Lease` record is made from."""
+class LeaseCore(Protocol):
+    """What every shape of a lease row has: who holds what, where (what the book accounts for)."""
 
     @property
     def id(self) -> str: ...
@@ -75,6 +73,13 @@ class LeaseColumns(Protocol):
     def cpu_milli(self) -> int: ...
     @property
     def memory_bytes(self) -> int: ...
+
+
+class LeaseColumns(LeaseCore, Protocol):
+    """The columns of a lease, however they were read: the ORM row (`LeaseRow`), a new lease's
+    plain values (`sql.LeaseValues`) or a row returned by a statement on the driver. What a
+    `Lease` record is made from."""
+
     @property
     def priority(self) -> int: ...
     @property
