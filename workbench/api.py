@@ -64,9 +64,11 @@ class Workbench:
     # -- noun services (each module owns its noun) ---------------------------------------------
     @cached_property
     def slices(self) -> Any:
-        from workbench.slices.service import SliceService
+        from workbench.slices.service import LocalSliceService
 
-        return SliceService(self)
+        return LocalSliceService(
+            settings=self.settings, store=lambda: self.store, devices=self.devices, endpoints=lambda: self.endpoints
+        )
 
     @cached_property
     def jobs(self) -> Any:

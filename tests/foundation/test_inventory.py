@@ -120,6 +120,8 @@ def test_discovery_without_a_driver_offers_the_cpu() -> None:
 class _FakeNvml:
     """A driver's answers for two H100s, one in MIG mode with a 3g.40gb instance at start 4."""
 
+    NVMLError = RuntimeError  # what pynvml's errors are to discovery; the fake raises RuntimeError
+
     def nvmlDeviceGetCount(self) -> int:
         return 2
 

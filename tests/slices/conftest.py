@@ -89,7 +89,7 @@ def bench(tmp_path: Path, clock: FakeClock, database_url: str | None) -> Iterato
     database, SQLite or PostgreSQL), each acting for its user, with the fake clock in their slice
     service."""
     from workbench import Workbench
-    from workbench.slices.service import SliceService
+    from workbench.slices.service import LocalSliceService
 
     made: list[Any] = []
     home = tmp_path / "shared-home"
@@ -99,7 +99,10 @@ def bench(tmp_path: Path, clock: FakeClock, database_url: str | None) -> Iterato
         if database_url is not None:
             overrides.setdefault("database_url", database_url)
         wb = Workbench(user=user, **overrides)
-        wb.__dict__["slices"] = SliceService(wb, clock=clock, sleep=lambda s: None, usage_probe=probe)
+        wb.__dict__["slices"] = LocalSliceService(
+            settings=wb.settings, store=lambda: wb.store, devices=wb.devices, endpoints=lambda: wb.endpoints,
+            clock=clock, sleep=lambda s: None, usage_probe=probe,
+        )
         made.append(wb)
         return wb
 

@@ -54,10 +54,11 @@ def test_gpu_leases_carry_uuid_and_caps(wb: Any) -> None:
 
 def test_nvml_probe_tells_busy_from_idle(wb: Any) -> None:
     pytest.importorskip("torch")
-    from workbench.slices.service import _default_probe
+    from workbench.slices.probes import DeviceUse
 
+    probe = DeviceUse(wb.devices)
     lease = wb.slices.request("gpu")
-    assert _default_probe(wb.slices, lease)["busy"] is False
+    assert probe(wb.slices, lease)["busy"] is False
     busy = subprocess.Popen(
         [sys.executable, "-c", "import torch,time\na=torch.randn(8192,8192,device='cuda')\nt=time.time()\n"
          "while time.time()-t<20: a=(a@a); a=a/a.norm()"],
@@ -67,7 +68,7 @@ def test_nvml_probe_tells_busy_from_idle(wb: Any) -> None:
         import time
 
         deadline = time.monotonic() + 15
-        while not _default_probe(wb.slices, lease)["busy"]:
+        while not probe(wb.slices, lease)["busy"]:
             assert time.monotonic() < deadline, "NVML never showed the GPU busy"
             time.sleep(0.5)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -248,11 +249,12 @@ def test_cpu_idle_probe_reads_the_slice_processes(wb: Any) -> None:
     env = {**os.environ, **lease.env}
     proc = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<30: pass"], env=env)
     try:
-        from workbench.slices.service import _cpu_time_probe
+        from workbench.slices.probes import DeviceUse
 
-        first = _cpu_time_probe(wb.slices, lease)
+        probe = DeviceUse(wb.devices)
+        first = probe.cpu_time(lease)
         assert proc.pid in first["pids"]
-        _wait_for(lambda: _cpu_time_probe(wb.slices, lease)["busy"])
+        _wait_for(lambda: probe.cpu_time(lease)["busy"])
     finally:
         proc.kill()
         proc.wait()
@@ -307,3 +309,16 @@ def test_names_and_priorities_are_bounded(bench: Any) -> None:
     with pytest.raises(InvalidRequest, match="priority '9223372036854775808' is out of range"):
         wb.slices.request("cpu:1", priority=2**63, wait=False)
     assert wb.slices.list() == []
+
+
+def test_lease_record_round_trips_through_json(wb: Any) -> None:
+    """The plain record the interface returns serializes and reads back equal, unbound from the service."""
+    from workbench.slices.lease import LeaseRecord
+
+    lease = wb.slices.request("cpu")
+    record = LeaseRecord.from_json(json.loads(json.dumps(lease.as_json())))
+    assert record == lease.record()
+    assert record.as_json() == lease.as_json()
+    assert type(record) is LeaseRecord and record.live
+    lease.release()
+    assert lease.state == "released"  # the notebook's handle follows the service's answer

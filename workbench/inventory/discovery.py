@@ -10,7 +10,7 @@ import functools
 import os
 import socket
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import psutil
 
@@ -52,9 +52,9 @@ def load_nvml() -> ModuleType | None:
         return None
     try:
         pynvml.nvmlInit()
-    except Exception:  # no driver, no library: a machine without NVIDIA GPUs
+    except pynvml.NVMLError:  # no driver, no library (NVMLError_LibraryNotFound): a machine without NVIDIA GPUs
         return None
-    return pynvml
+    return cast(ModuleType, pynvml)
 
 
 def _text(value: Any) -> str:
@@ -66,12 +66,12 @@ def _mig_instances(nvml: Any, handle: Any, model: str) -> tuple[MigInstance, ...
     found: list[MigInstance] = []
     try:
         count = nvml.nvmlDeviceGetMaxMigDeviceCount(handle)
-    except Exception:
+    except nvml.NVMLError:  # not MIG-capable (NVML_ERROR_NOT_SUPPORTED): no instances
         return ()
     for i in range(count):
         try:
             mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
-        except Exception:
+        except nvml.NVMLError:  # no instance in this slot (NVML_ERROR_NOT_FOUND)
             continue
         uuid = _text(nvml.nvmlDeviceGetUUID(mig))
         memory = nvml.nvmlDeviceGetMemoryInfo(mig).total
@@ -80,7 +80,7 @@ def _mig_instances(nvml: Any, handle: Any, model: str) -> tuple[MigInstance, ...
         try:
             info = nvml.nvmlGpuInstanceGetInfo(nvml.nvmlDeviceGetGpuInstanceById(handle, gi))
             start = int(info.placement.start)
-        except Exception:
+        except nvml.NVMLError:  # placement not readable here (older driver, no permission): start 0, as before
             pass
         profile = _profile_for_memory(spec, memory)
         found.append(MigInstance(profile=profile, start=start, uuid=uuid))
@@ -107,16 +107,16 @@ def nvml_devices(nvml: Any, node: str) -> list[Device]:
         try:
             current, _pending = nvml.nvmlDeviceGetMigMode(handle)
             mig_on = bool(current)
-        except Exception:
+        except nvml.NVMLError:  # not MIG-capable: MIG mode off
             pass
         util = power = None
         try:
             util = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-        except Exception:
+        except nvml.NVMLError:  # utilization not supported on this GPU: unknown
             pass
         try:
             power = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
-        except Exception:
+        except nvml.NVMLError:  # power readout not supported on this GPU: unknown
             pass
         devices.append(
             Device(

@@ -58,6 +58,7 @@ change), so a decision recomputes only the nodes that changed since that type wa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -153,7 +154,7 @@ class _Workload:
         measure: all of a GPU's free share counts once the group's demand fits on it)."""
         f = free[..., None]
         s = (f * (f >= self.threshold)).sum(axis=-2)
-        return s * (s >= self.need)
+        return cast(np.ndarray, s * (s >= self.need))
 
 
 class FragmentationGradientDescent(Policy):
@@ -175,7 +176,7 @@ class FragmentationGradientDescent(Policy):
     def _frag(self, free: np.ndarray, cpu: np.ndarray, mem: np.ndarray, allow: np.ndarray | None = None) -> np.ndarray:
         wl = self.workload
         if not self.per_class:
-            return free.sum(axis=-1) * wl.total - (wl.usable(free) * wl.weights(cpu, mem)).sum(axis=-1)
+            return cast(np.ndarray, free.sum(axis=-1) * wl.total - (wl.usable(free) * wl.weights(cpu, mem)).sum(axis=-1))
         v = wl.usable(free)[..., wl.cls_group]
         copies = np.minimum(cpu[..., None] // wl.cls_cpu, mem[..., None] // wl.cls_mem)
         if self.model_aware:
@@ -184,9 +185,9 @@ class FragmentationGradientDescent(Policy):
             v = v * MIX[0] + fits * MIX[1]
             if allow is not None:
                 v *= allow
-            return free.sum(axis=-1) * (self._weight_sum * sum(MIX)) - (v * self._weights).sum(axis=-1)
+            return cast(np.ndarray, free.sum(axis=-1) * (self._weight_sum * sum(MIX)) - (v * self._weights).sum(axis=-1))
         np.minimum(v, copies * wl.cls_gpu, out=v)
-        return free.sum(axis=-1) * self._weight_sum - (v * self._weights).sum(axis=-1)
+        return cast(np.ndarray, free.sum(axis=-1) * self._weight_sum - (v * self._weights).sum(axis=-1))
 
     def _reset(self, state: ClusterState) -> None:
         self._state_id = state.uid
@@ -207,7 +208,7 @@ class FragmentationGradientDescent(Policy):
             self._allow = np.ones((len(state), len(wl.cls_models)), dtype=bool)
             for c, want in enumerate(wl.cls_models):
                 if want:
-                    self._allow[:, c] = state.model_mask(want)  # type: ignore[assignment]  # cached per models by the state
+                    self._allow[:, c] = state.model_mask(want)  # cached per models by the state
             codes = np.unique(np.array([str(m).lower() for m in state.models], dtype=object), return_inverse=True)[1].ravel().astype(np.int64)
             self._model_sig = (codes + 1) * np.int64(0x9E3779B97F4A7C15 - 2**64)
         if self.name == "fgd-cpu" and SCARCITY:

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from workbench.slices.lease import Lease
-    from workbench.slices.service import SliceService
+    from workbench.slices.interface import SliceService
+    from workbench.slices.lease import Lease, LeaseRecord
 
 RENEW_AFTER_TTL_FRACTION = 1 / 3
 """A lease is renewed once this fraction of its TTL has passed since it was last renewed."""
@@ -59,7 +59,7 @@ class KeepAlive:
     def period_s(self) -> float:
         """How often a face should beat: a tenth of the TTL (5 s at most), so a renewal lands well
         before the expiry even when a beat runs late."""
-        ttl_s = float(self._slices.wb.settings.lease_ttl_s)
+        ttl_s = self._slices.lease_ttl_s
         return min(5.0, max(0.1, ttl_s / 10))
 
     @property
@@ -85,7 +85,7 @@ class KeepAlive:
         at = lease.renew_at
         return at is not None and (now or self._clock()) >= at
 
-    def beat(self, leases: Iterable[Lease]) -> list[Lease]:
+    def beat(self, leases: Iterable[Lease]) -> list[LeaseRecord]:
         """Renew the shown leases that are due; returns the renewed ones (as the store now has them).
 
         A lease that ended meanwhile (released elsewhere, preempted) is skipped: the next read
@@ -94,7 +94,7 @@ class KeepAlive:
         from workbench.errors import WorkbenchError
 
         now = self._clock()
-        renewed: list[Lease] = []
+        renewed: list[LeaseRecord] = []
         for lease in leases:
             if not self.due(lease, now):
                 continue

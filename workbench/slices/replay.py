@@ -67,7 +67,7 @@ def _int(path: Path, line: int, column: str, raw: str | None) -> int:
 def _open_text(path: Path) -> io.TextIOBase:
     """A CSV file as text; `.gz` files (how the FGD repository's task-list variants ship) are read through gzip."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", newline="")  # type: ignore[return-value]
+        return gzip.open(path, "rt", newline="")
     return path.open(newline="")
 
 
