@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.energy.meter import EnergyMeter, EnergyReading
-from workbench.energy.schedule import Deadline, Fits, Plan, as_utc, plan_start
+from workbench.energy.schedule import Deadline, Fits, Plan, plan_start
 from workbench.energy.signal import DEFAULT_FORECAST, CarbonSignal, load_signal
 from workbench.errors import InvalidRequest
+from workbench.units import as_utc
 
 if TYPE_CHECKING:
     import xarray as xr

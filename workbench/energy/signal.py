@@ -40,8 +40,9 @@ import numpy as np
 import pandas as pd
 
 from workbench.energy.forecast import Fitted, fit_forecast
-from workbench.energy.schedule import HOUR_S, as_utc
+from workbench.energy.schedule import HOUR_S
 from workbench.errors import InvalidRequest, NotFound
+from workbench.units import as_utc
 
 MAX_CI = 2000.0  # gCO2/kWh; lignite plants emit about 1,100: twice the worst grid is "absurd"
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "carbon"

@@ -34,7 +34,6 @@ from workbench.endpoints.lease_end import mark_stopped
 from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from workbench.inventory.catalog import lookup
 from workbench.inventory.devices import Device, Inventory
-from workbench.records import as_utc
 from workbench.slices.keepalive import KeepAlive
 from workbench.slices.lease import LIVE_STATES, Lease, LeaseList
 from workbench.slices.placement import (
@@ -45,7 +44,7 @@ from workbench.slices.placement import (
     make_policy,
 )
 from workbench.slices.spec import SliceSpec, parse_spec
-from workbench.units import check_name, check_priority, parse_size_bytes
+from workbench.units import as_utc, check_name, check_priority, jsonable, parse_size_bytes
 from workbench.store.engine import DriverStatement
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.slices import LeaseEventRow, LeaseRow
@@ -827,7 +826,7 @@ class SliceService:
 
     def _event(self, on: Session | Connection, lease_id: str, event: str, detail: dict[str, Any]) -> None:
         connection = on.connection() if isinstance(on, Session) else on
-        _INSERT_EVENT.run(connection, {"lease_id": lease_id, "at": self._clock(), "event": event, "detail": _jsonable(detail)})
+        _INSERT_EVENT.run(connection, {"lease_id": lease_id, "at": self._clock(), "event": event, "detail": jsonable(detail)})
 
     def _end(self, s: Session, row: LeaseRow, state: str, now: dt.datetime, reason: str | None) -> None:
         row.state = state
@@ -1023,7 +1022,7 @@ class SliceService:
                 row.last_active_at = now
                 if row.state == "idle":
                     row.state, row.idle_at, row.reason = "active", None, None
-                    self._event(s, row.id, "active", {"evidence": _jsonable(sample)})
+                    self._event(s, row.id, "active", {"evidence": jsonable(sample)})
                 continue
             since = as_utc(row.last_active_at or row.granted_at) or now
             if row.state == "active" and (now - since).total_seconds() >= idle_after:
@@ -1033,7 +1032,7 @@ class SliceService:
                     f"idle: no device use since {since:%Y-%m-%d %H:%M:%S} UTC; it will be reclaimed "
                     f"{grace:g} s from now if others are waiting"
                 )
-                self._event(s, row.id, "idle", {"since": since, "evidence": _jsonable(sample)})
+                self._event(s, row.id, "idle", {"since": since, "evidence": jsonable(sample)})
                 marked += 1
         return marked
 
@@ -1142,11 +1141,3 @@ def _cpu_time_probe(svc: SliceService, lease: Lease) -> dict[str, Any]:
     return {"busy": busy, "cpu_time_s": round(total, 3), "pids": pids}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
