@@ -387,7 +387,7 @@ class EnergyMeter:
                 "known models: see workbench.inventory.catalog.specs()"
             )
         util = None
-        if handle is not None:
+        if handle is not None and nvml is not None:
             util = lambda: float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)  # noqa: E731
         return _GpuEstimate(float(tdp), label, util)
 

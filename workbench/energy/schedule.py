@@ -160,7 +160,8 @@ def plan_start(
 
     def integral(t: np.ndarray) -> np.ndarray:
         k = np.clip(((t - hours[0]) // HOUR_S).astype(int), 0, len(values) - 1)
-        return cumulative[k] + values[k] * (t - hours[k])
+        area: np.ndarray = cumulative[k] + values[k] * (t - hours[k])
+        return area
 
     means = (integral(candidates + duration_s) - integral(candidates)) / duration_s
     now_ci = float(means[0])
