@@ -66,12 +66,12 @@ def _mig_instances(nvml: Any, handle: Any, model: str) -> tuple[MigInstance, ...
     found: list[MigInstance] = []
     try:
         count = nvml.nvmlDeviceGetMaxMigDeviceCount(handle)
-    except Exception:
+    except Exception:  # noqa: BLE001 - NVML is a seam (pynvml or a fake) whose errors share no type; an unanswered query is skipped
         return ()
     for i in range(count):
         try:
             mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
-        except Exception:
+        except Exception:  # noqa: BLE001 - NVML is a seam (pynvml or a fake) whose errors share no type; an unanswered query is skipped
             continue
         uuid = _text(nvml.nvmlDeviceGetUUID(mig))
         memory = nvml.nvmlDeviceGetMemoryInfo(mig).total
@@ -80,7 +80,7 @@ def _mig_instances(nvml: Any, handle: Any, model: str) -> tuple[MigInstance, ...
         try:
             info = nvml.nvmlGpuInstanceGetInfo(nvml.nvmlDeviceGetGpuInstanceById(handle, gi))
             start = int(info.placement.start)
-        except Exception:
+        except Exception:  # noqa: BLE001 - NVML is a seam (pynvml or a fake) whose errors share no type; an unanswered query is skipped
             pass
         profile = _profile_for_memory(spec, memory)
         found.append(MigInstance(profile=profile, start=start, uuid=uuid))
@@ -107,16 +107,16 @@ def nvml_devices(nvml: Any, node: str) -> list[Device]:
         try:
             current, _pending = nvml.nvmlDeviceGetMigMode(handle)
             mig_on = bool(current)
-        except Exception:
+        except Exception:  # noqa: BLE001 - NVML is a seam (pynvml or a fake) whose errors share no type; an unanswered query is skipped
             pass
         util = power = None
         try:
             util = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-        except Exception:
+        except Exception:  # noqa: BLE001 - NVML is a seam (pynvml or a fake) whose errors share no type; an unanswered query is skipped
             pass
         try:
             power = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
-        except Exception:
+        except Exception:  # noqa: BLE001 - NVML is a seam (pynvml or a fake) whose errors share no type; an unanswered query is skipped
             pass
         devices.append(
             Device(
