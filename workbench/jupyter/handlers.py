@@ -34,6 +34,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from workbench.errors import (
+    BackendUnavailable,
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -87,6 +88,13 @@ def to_json(obj: Any) -> Any:
 
 def service_available(noun: str) -> bool:
     return importlib.util.find_spec(f"workbench.{noun}.service") is not None
+
+
+def require_service(noun: str) -> None:
+    if not service_available(noun):
+        raise BackendUnavailable(
+            f"{noun} are not available in this installation of the workbench (workbench.{noun}.service is missing)"
+        )
 
 
 class WorkbenchAPIHandler(APIHandler):
@@ -255,12 +263,14 @@ def lease_json(lease: Any) -> dict[str, Any]:
 class SlicesHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
+        require_service("slices")
         everyone = self.wants_all()
         leases = await self.call(self.wb.slices.list, owner=None if everyone else self.acting_user, all_users=everyone)
         self.reply({"slices": [lease_json(lease) for lease in leases]})
 
     @web.authenticated
     async def post(self) -> None:
+        require_service("slices")
         body = self.body(SliceRequestBody)
         lease = await self.call(
             self.wb.slices.request, body.spec, owner=self.acting_user, project=body.project, priority=body.priority, wait=False
@@ -270,6 +280,7 @@ class SlicesHandler(WorkbenchAPIHandler):
 
 class SliceHandler(WorkbenchAPIHandler):
     async def _owned(self, lease_id: str) -> Any:
+        require_service("slices")
         lease = await self.call(self.wb.slices.get, lease_id)
         self.check_owner(lease, "slice", lease_id)
         return lease
@@ -298,6 +309,7 @@ JOB_KINDS = {".py": "script", ".ipynb": "notebook"}
 class JobsHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
+        require_service("jobs")
         everyone = self.wants_all()
         jobs = await self.call(self.wb.jobs.list, owner=None if everyone else self.acting_user, all_users=everyone)
         self.reply({"jobs": jobs})
@@ -321,6 +333,7 @@ class JobsHandler(WorkbenchAPIHandler):
 
     @web.authenticated
     async def post(self) -> None:
+        require_service("jobs")
         body = self.body(JobRequestBody)
         path = self._target(body.target)
         options: dict[str, Any] = body.model_dump(exclude={"target", "timeout_s"}, exclude_none=True)
@@ -332,6 +345,7 @@ class JobsHandler(WorkbenchAPIHandler):
 
 class JobHandler(WorkbenchAPIHandler):
     async def _owned(self, job_id: str) -> Any:
+        require_service("jobs")
         job = await self.call(self.wb.jobs.get, job_id)
         self.check_owner(job, "job", job_id)
         return job
@@ -405,6 +419,7 @@ PROFILE_FIELDS = ("id", "name", "owner", "job_id", "device", "framework", "forma
 class ProfilesHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
+        require_service("profiles")
         everyone = self.wants_all()
         profiles = await self.call(self.wb.profiles.list, owner=None if everyone else self.acting_user)
         # the list stays light: a summary is one request per profile (profiles/{id}/summary)
@@ -414,6 +429,7 @@ class ProfilesHandler(WorkbenchAPIHandler):
 class ProfileSummaryHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self, profile_id: str) -> None:
+        require_service("profiles")
         # by id only: the core also accepts a trace file path, which a REST caller must not name
         profile = await self.call(self.wb.profiles.get, profile_id)
         self.check_owner(profile, "profile", profile_id)
@@ -427,6 +443,7 @@ KERNEL_FIELDS = ("name", "backend", "dtypes", "framework_name", "source", "summa
 class KernelsHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
+        require_service("kernels")
         kernels = await self.call(self.wb.kernels.list)
         self.reply({"kernels": [{k: getattr(spec, k, None) for k in KERNEL_FIELDS} for spec in kernels]})
 
@@ -436,6 +453,7 @@ class KernelResultsHandler(WorkbenchAPIHandler):
 
     @web.authenticated
     async def get(self) -> None:
+        require_service("kernels")
         kernel = self.get_query_argument("kernel", None)
         limit = self.query_int("limit", 50, minimum=1, maximum=1000)
         self.reply({"results": await self.call(self.wb.kernels.results, kernel=kernel, limit=limit)})
@@ -455,6 +473,7 @@ class EndpointsHandler(WorkbenchAPIHandler):
 
     @web.authenticated
     async def get(self) -> None:
+        require_service("endpoints")
         everyone = self.wants_all()
         endpoints = await self.call(self.wb.endpoints.list, all_users=everyone)
         mine = [ep for ep in endpoints if ep.owner == self.acting_user]
@@ -465,11 +484,13 @@ class EndpointsHandler(WorkbenchAPIHandler):
 class EndpointHandler(EndpointsHandler):
     @web.authenticated
     async def get(self, endpoint_id: str) -> None:
+        require_service("endpoints")
         ep = await self.call(self.wb.endpoints.get, endpoint_id)
         self.reply(self.endpoint_json(ep, await self.call(self.wb.endpoints.stats, ep.id)))
 
     @web.authenticated
     async def delete(self, endpoint_id: str) -> None:
+        require_service("endpoints")
         ep = await self.call(self.wb.endpoints.get, endpoint_id)
         self.reply(self.endpoint_json(await self.call(self.wb.endpoints.stop, ep.id)))
 
@@ -480,6 +501,7 @@ class EndpointInferHandler(WorkbenchAPIHandler):
 
     @web.authenticated
     async def post(self, endpoint_id: str) -> None:
+        require_service("endpoints")
         ep = await self.call(self.wb.endpoints.get, endpoint_id)
         status, body = await self.call(self.wb.endpoints.infer_raw, ep.id, self.request.body or b"")
         self.set_status(status)
