@@ -45,7 +45,10 @@ test: install system-deps
 	$(MAKE) test-lib
 	$(MAKE) test-notebooks
 
+# The import contract and the typing of the core (pyproject.toml) before the tests.
 test-lib:
+	$(BIN)/lint-imports
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest; rc=$$?; [ $$rc -eq 0 -o $$rc -eq 5 ]
 
 test-notebooks:

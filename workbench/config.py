@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from workbench.errors import ConfigError
 
@@ -64,7 +64,8 @@ class Settings(BaseModel):
     quotas: dict[str, dict[str, float]] = Field(default_factory=dict, description='Slice quotas: {"user:NAME"|"project:NAME"|"user:*"|"project:*": {"gpus": N, "cpus": N, "memory_gib": N}}.')
     preempt_min_runtime_s: float = Field(300.0, ge=0, description="A lease runs at least this long before a higher priority may preempt it.")
     mlflow_uri: str | None = Field(None, description="MLflow tracking server for job params, metrics and artifacts.")
-    carbon_signal: Path | None = Field(None, description="CSV of hourly grid carbon intensity (timestamp, avg_CI).")
+    carbon_signal: str | Path | None = Field(None, description='Carbon signal instead of the built-in zone: a CSV of hourly grid carbon intensity (timestamp, avg_CI), or a live source: "electricitymaps:ZONE", "watttime:REGION" or "ukcarbonintensity".')
+    carbon_token: SecretStr | None = Field(None, description="API token of the live carbon source (Electricity Maps, WattTime).")
     carbon_zone: str = Field("CISO", description="Grid zone of the built-in carbon series.")
     profile_max_json_bytes: int = Field(2 << 30, gt=0, description="A trace holding more JSON text than this (after gunzip) is refused.")
     profile_max_events: int = Field(20_000_000, gt=0, description="A trace with more events than this is refused.")
@@ -74,10 +75,6 @@ class Settings(BaseModel):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'workbench.db'}"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.home / "logs"
 
     @property
     def jobs_dir(self) -> Path:

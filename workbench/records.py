@@ -12,13 +12,6 @@ from dataclasses import fields
 from typing import Any, Self
 
 
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive datetimes; every time the workbench stores is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 class ServiceRecord:
     """Mixin for dataclass records with an `id` and a `_service` field (the service's `get`)."""
 

@@ -1,4 +1,4 @@
-"""One grammar for durations and sizes, strict and bounded, with a canonical form for each.
+"""One grammar each for durations, sizes, times and JSON values: strict and bounded, with a canonical form.
 
 Python's own parsers are too lenient for what people type: `float("0_5")` is 5.0, `float("２")` is
 2.0 (a full-width digit), `re`'s `\\d` matches any Unicode digit, and `float("1e400")` is inf. Every
@@ -7,7 +7,9 @@ every value has bounds, so what a user typed either means one thing or gets a on
 quotes at most `ECHO_CHARS` characters of it.
 
 Durations resolve to whole milliseconds and sizes to whole bytes; `format_duration_s` and
-`format_size_bytes` write the canonical form that parses back to the same value.
+`format_size_bytes` write the canonical form that parses back to the same value. Times are
+timezone-aware UTC (`as_utc`, `parse_time_utc`), and `jsonable` turns what a caller hands over
+(datetimes, numpy numbers, tuples) into the JSON values the store keeps.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import datetime as dt
 import math
 import re
 from decimal import Decimal
+from typing import Any, overload
+
+import orjson
 
 from workbench.errors import InvalidRequest
 
@@ -23,7 +28,7 @@ ECHO_CHARS = 80
 MAX_INPUT_CHARS = 80
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 _DURATION_RE = re.compile(rf"({NUMBER}) *(ms|s|sec|m|min|h|hr|d|day|days|w)?", re.ASCII | re.IGNORECASE)
-_SIZE_RE = re.compile(rf"({NUMBER}) *(b|kb|mb|gb|tb|kib|mib|gib|tib)", re.ASCII | re.IGNORECASE)
+_SIZE_RE = re.compile(rf"({NUMBER}) *(b|kb|mb|gb|tb|kib|mib|gib|tib|k|m|g|t)", re.ASCII | re.IGNORECASE)
 _DURATION_UNIT_S = {
     "ms": Decimal("0.001"), "s": Decimal(1), "sec": Decimal(1), "m": Decimal(60), "min": Decimal(60),
     "h": Decimal(3600), "hr": Decimal(3600), "d": Decimal(86400), "day": Decimal(86400), "days": Decimal(86400),
@@ -32,12 +37,14 @@ _DURATION_UNIT_S = {
 SIZE_UNIT_BYTES = {
     "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
     "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+    "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,  # SI prefixes alone, as in Kubernetes quantities: 512M is 512 MB
 }
 MIN_DURATION_S = 0.001
 MAX_DURATION_S = 366 * 86400.0  # a year: longer is a typo, and timedelta arithmetic stays far from its limits
 MAX_SIZE_BYTES = 2**60  # 1 EiB: larger than any device or disk, and well inside a 64-bit database column
 DURATION_HELP = "a number of seconds or a number with a unit (ms, s, m, min, h, d, w), e.g. 90s, 5m, 8h"
-SIZE_HELP = "a number with a unit (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 512MiB or 40GiB"
+TIME_HELP = "an ISO 8601 date or date and time, e.g. 2026-11-01 or 2026-11-01T08:00+01:00 (UTC when no zone is given)"
+SIZE_HELP = "a number with a unit (B; kB, MB, GB, TB or k, M, G, T: powers of 1000; KiB, MiB, GiB, TiB: of 1024), e.g. 512MiB or 40GiB"
 
 
 def echo(value: object, limit: int = ECHO_CHARS) -> str:
@@ -144,6 +151,48 @@ def parse_size_bytes(value: int | str, what: str = "size") -> int:
 def format_size_bytes(size: int) -> str:
     """The canonical form of a size: whole bytes and the unit, e.g. `"1073741824B"`."""
     return f"{size}B"
+
+
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: dt.datetime | None) -> dt.datetime | None: ...
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """`value` as a timezone-aware UTC datetime: a naive one is taken to be UTC (SQLite returns
+    naive datetimes, and every time the workbench stores is UTC); any other zone is converted."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def parse_time_utc(value: str | dt.datetime, what: str = "time") -> dt.datetime:
+    """A UTC datetime from an ISO 8601 date or date and time (`2026-11-01`, `2026-11-01T08:00+01:00`;
+    UTC when it names no zone) or a datetime; anything else raises `InvalidRequest`."""
+    if isinstance(value, dt.datetime):
+        return as_utc(value)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{what} {echo(value)} is not a date and time; {TIME_HELP}")
+    text = strict_text(value, what, TIME_HELP)
+    try:
+        return as_utc(dt.datetime.fromisoformat(text))
+    except ValueError:
+        raise InvalidRequest(f"{what} {echo(text)} is not a date and time; {TIME_HELP}") from None
+
+
+def jsonable(value: Any, what: str = "value") -> Any:
+    """`value` as JSON values (dicts with string keys, lists, strings, numbers, booleans, None), as
+    the store's JSON columns and `--json` keep them: datetimes become ISO 8601 strings, tuples
+    lists, numpy numbers and arrays numbers and lists, and anything else its `repr`.
+
+    orjson does the walk (in C, with the numpy and datetime cases built in); an integer beyond
+    64 bits or nesting deeper than 254 levels raises `InvalidRequest`.
+    """
+    try:
+        return orjson.loads(orjson.dumps(value, default=repr, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRequest(f"{what} cannot be stored as JSON: {exc}") from None
 
 
 MAX_NAME_CHARS = 200  # the store's name columns (owner, project, job name) are VARCHAR(200)

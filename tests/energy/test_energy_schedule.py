@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.energy.schedule import parse_duration_s, plan_start
+from workbench.energy.schedule import plan_start
+from workbench.units import parse_duration_s
 from workbench.errors import InvalidRequest
 
 UTC = dt.timezone.utc

@@ -1,4 +1,4 @@
-"""Carbon signals: the built-in series, bad files, forecasts, and the live adapters' parsing."""
+"""Carbon signals: the built-in series, bad files and forecasts (the live sources: test_energy_live.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.energy.signal import (
-    ElectricityMaps,
-    SignalError,
-    UKCarbonIntensity,
-    WattTime,
-    load_signal,
-    read_csv,
-)
+from workbench.energy.signal import SignalError, load_signal, read_csv
 from workbench.errors import NotFound
 
 UTC = dt.timezone.utc
@@ -127,28 +120,3 @@ def test_a_time_outside_a_yearly_series_maps_to_the_same_hour_of_its_year() -> N
     s = load_signal("ERCO")
     assert s.intensity(dt.datetime(2026, 7, 1, 15, 20)) == s.intensity(dt.datetime(2022, 7, 1, 15))
     assert s.replayed
-
-
-def test_live_adapters_parse_the_vendors_payloads() -> None:
-    """The HTTP paths are untested here (no network); the parsing is tested on payloads shaped like the vendors' docs."""
-    seen: list[tuple[str, dict[str, str]]] = []
-
-    def transport(payload):
-        def get(url: str, headers: dict[str, str]):
-            seen.append((url, headers))
-            return payload
-        return get
-
-    start, end = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 1, 1, 2, tzinfo=UTC)
-    em = ElectricityMaps(token="t0k", zone="DE", transport=transport({"zone": "DE", "data": [
-        {"datetime": "2024-01-01T00:00:00.000Z", "carbonIntensity": 300},
-        {"datetime": "2024-01-01T01:00:00.000Z", "carbonIntensity": 320}]})).fetch(start, end)
-    assert em.values.tolist() == [300, 320] and seen[-1][1] == {"auth-token": "t0k"} and "zone=DE" in seen[-1][0]
-    wt = WattTime(token="abc", region="CAISO_NORTH", transport=transport({"data": [
-        {"point_time": "2024-01-01T00:00:00+00:00", "value": 1000.0},
-        {"point_time": "2024-01-01T00:05:00+00:00", "value": 1000.0}], "meta": {"units": "lbs_co2_per_mwh"}})).fetch(start, end)
-    assert wt.values.tolist() == pytest.approx([453.592]) and seen[-1][1]["Authorization"] == "Bearer abc"
-    uk = UKCarbonIntensity(transport=transport({"data": [
-        {"from": "2024-01-01T00:00Z", "to": "2024-01-01T00:30Z", "intensity": {"forecast": 200, "actual": 180, "index": "low"}},
-        {"from": "2024-01-01T00:30Z", "to": "2024-01-01T01:00Z", "intensity": {"forecast": 220, "actual": None, "index": "low"}}]})).fetch(start, end)
-    assert uk.values.tolist() == [200.0] and "/intensity/2024-01-01T00:00:00Z/2024-01-01T02:00:00Z" in seen[-1][0]

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import StoreUnavailable
-from workbench.records import as_utc
+from workbench.units import as_utc
 from workbench.store import Store, mask_url
 from workbench.store.engine import DriverStatement
 from workbench.store.models import DeviceRow, JobRow, LeaseRow, new_id

@@ -14,7 +14,8 @@ from workbench.errors import InvalidRequest
 from workbench.jobs import context, metrics
 from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.runner import attempt_path, read_outcome, run_job
-from workbench.jobs.service import _check_framework, parse_duration
+from workbench.jobs.service import _check_framework
+from workbench.units import parse_duration_s as parse_duration
 
 
 @pytest.fixture

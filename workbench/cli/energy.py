@@ -17,15 +17,15 @@ def _when(text: str | None, *, now: dt.datetime) -> dt.datetime | None:
     """An ISO date/time (UTC if no zone), or a duration back from now such as '7d', '12h'."""
     if text is None:
         return None
-    from workbench.energy.schedule import as_utc, parse_duration_s
     from workbench.errors import InvalidRequest
+    from workbench.units import parse_duration_s, parse_time_utc
 
     try:
-        return as_utc(dt.datetime.fromisoformat(text))
-    except ValueError:
+        return parse_time_utc(text)
+    except InvalidRequest:
         pass
     try:
-        return now - dt.timedelta(seconds=parse_duration_s(text))
+        return now - dt.timedelta(seconds=parse_duration_s(text, "time"))
     except InvalidRequest:
         raise InvalidRequest(f"time {text!r} is neither an ISO date/time (2026-11-01T00:00) nor a duration back from now (7d, 12h)") from None
 
@@ -108,15 +108,16 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """When a deferrable job of this duration should start to emit least before its deadline."""
-    from workbench.energy.schedule import as_utc, parse_duration_s
+    from workbench.errors import InvalidRequest
+    from workbench.units import parse_duration_s, parse_time_utc
 
     wb = get_workbench()
-    at = as_utc(dt.datetime.fromisoformat(now)) if now else None
+    at = parse_time_utc(now, "--now") if now else None
     try:
-        limit: object = as_utc(dt.datetime.fromisoformat(deadline))
-    except ValueError:
+        limit: object = parse_time_utc(deadline)
+    except InvalidRequest:
         limit = deadline
-    result = wb.energy.plan(parse_duration_s(duration), limit, at, forecast=forecast)
+    result = wb.energy.plan(parse_duration_s(duration, "--duration"), limit, at, forecast=forecast)
     if as_json:
         print_json(result.as_json())
         return

@@ -66,11 +66,12 @@ def run(
     profile: Annotated[bool, typer.Option("--profile", help="Capture a torch/jax profiler trace and register it.")] = False,
 ) -> None:
     """Run a script or notebook as a job on a slice (default: a CPU slice)."""
-    from workbench.jobs.service import _check_framework, _check_target, parse_duration
+    from workbench.jobs.service import _check_framework, _check_target
+    from workbench.units import parse_duration_s
 
     framework = _check_framework(framework)
     _check_target(path)  # a missing script or a wrong suffix is reported before anything starts
-    timeout_s = parse_duration(timeout, "--timeout")
+    timeout_s = None if timeout is None else parse_duration_s(timeout, "--timeout")
     params = _params(param)
     args = list(ctx.args)
     if not wait:

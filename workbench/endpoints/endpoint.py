@@ -7,7 +7,8 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.records import ServiceRecord, as_utc, html_card, html_table
+from workbench.records import ServiceRecord, html_card, html_table
+from workbench.units import as_utc
 
 if TYPE_CHECKING:
     from workbench.endpoints.service import EndpointService

@@ -209,7 +209,7 @@ class _GpuEstimate(_Source):
         if self.utilization is not None:
             try:
                 util = self.utilization()
-            except Exception:
+            except Exception:  # noqa: BLE001 - `utilization` is a seam (NVML or a fake); a failed reading falls back to full power
                 util = None
         fraction = 1.0 if util is None else max(0.0, min(1.0, util / 100.0))
         self._util_seen = self._util_seen or util is not None
@@ -248,7 +248,7 @@ class _CpuEstimate(_Source):
             # Listing children scans /proc (about 1 ms), so it is refreshed only every few seconds.
             try:
                 self._children = self.process.children(recursive=True)
-            except Exception:
+            except Exception:  # noqa: BLE001 - psutil.Error, or any error of a `process` seam (tests hand in fakes)
                 self._children = []
             self._listed_at = now
         for child in self._children:
@@ -370,7 +370,7 @@ class EnergyMeter:
         if nvml is not None:
             try:
                 handle = nvml.nvmlDeviceGetHandleByUUID(device.uuid) if device.uuid else nvml.nvmlDeviceGetHandleByIndex(device.index)
-            except Exception:
+            except Exception:  # noqa: BLE001 - NVML is a seam (pynvml or a fake), whose errors share no type; no handle means estimate
                 handle = None
         if handle is not None:
             for source_cls in (_NvmlEnergy, _NvmlPower):
@@ -387,7 +387,7 @@ class EnergyMeter:
                 "known models: see workbench.inventory.catalog.specs()"
             )
         util = None
-        if handle is not None:
+        if handle is not None and nvml is not None:
             util = lambda: float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)  # noqa: E731
         return _GpuEstimate(float(tdp), label, util)
 

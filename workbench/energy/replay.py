@@ -199,7 +199,8 @@ def _integral(signal: CarbonSignal, cumulative: np.ndarray, t: np.ndarray) -> np
     before = np.minimum(offset, 0.0) * signal.values[0]
     inside = cumulative[k] + signal.values[k] * (np.clip(offset, 0, n * HOUR_S) - k * HOUR_S)
     after = np.maximum(offset - n * HOUR_S, 0.0) * signal.values[-1]
-    return before + inside + after
+    total: np.ndarray = before + inside + after
+    return total
 
 
 def replay(
@@ -265,7 +266,7 @@ def replay(
     run_now_g = grams(arrival[idx], idx)
     # peak use of the baseline (everything at arrival)
     baseline = booked_fixed()
-    for i in idx:
+    for i in idx.tolist():
         lo, hi = bin_range(arrival[i], arrival[i] + tasks.duration_s[i])
         baseline[pool[i], lo:hi] += tasks.gpus[i]
     peak = float(np.max(baseline / fleet.capacity[:, None]))
@@ -278,7 +279,7 @@ def replay(
         chosen = np.empty(len(idx))
         fell_back_each = np.zeros(len(idx), dtype=bool)
         fell_back = 0
-        for j, i in enumerate(idx):
+        for j, i in enumerate(idx.tolist()):
             p, need, cap = pool[i], tasks.gpus[i], fleet.capacity[pool[i]]
 
             def fits(a: float, b: float, p: int = p, need: float = need, cap: float = cap, used: np.ndarray = occupancy) -> bool:

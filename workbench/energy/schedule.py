@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workbench import units
 from workbench.errors import InvalidRequest
+from workbench.units import as_utc, parse_duration_s
 
 HOUR_S = 3600.0
 UTC = dt.timezone.utc
@@ -52,21 +52,11 @@ Forecast = Callable[[np.ndarray], np.ndarray]
 Fits = Callable[[float, float], bool]
 Deadline = dt.datetime | dt.timedelta | str | float  # an absolute time, or a duration from now
 
-def parse_duration_s(text: str | float | dt.timedelta) -> float:
-    """Seconds in "8h", "90m", "1.5d", "3600" (seconds), a number or a timedelta (`workbench.units`' grammar)."""
-    return units.parse_duration_s(text, "duration")
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """A timezone-aware UTC datetime (naive datetimes are taken to be UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def resolve_deadline(deadline: Deadline, now: dt.datetime) -> dt.datetime:
     """An absolute UTC deadline from a datetime, or a duration counted from `now`."""
     if isinstance(deadline, dt.datetime):
         return as_utc(deadline)
-    return as_utc(now) + dt.timedelta(seconds=parse_duration_s(deadline))
+    return as_utc(now) + dt.timedelta(seconds=parse_duration_s(deadline, "deadline"))
 
 
 @dataclass(frozen=True)
@@ -170,7 +160,8 @@ def plan_start(
 
     def integral(t: np.ndarray) -> np.ndarray:
         k = np.clip(((t - hours[0]) // HOUR_S).astype(int), 0, len(values) - 1)
-        return cumulative[k] + values[k] * (t - hours[k])
+        area: np.ndarray = cumulative[k] + values[k] * (t - hours[k])
+        return area
 
     means = (integral(candidates + duration_s) - integral(candidates)) / duration_s
     now_ci = float(means[0])

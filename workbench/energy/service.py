@@ -2,7 +2,7 @@
 
 The pieces underneath are usable alone: `meter.EnergyMeter` (joules of a run),
 `signal.CarbonSignal` (gCO2/kWh over time), `schedule.plan_start` (the pure planner). This
-service ties them to the workbench: the configured signal (`carbon_signal` file, else the built-in
+service ties them to the workbench: the configured signal (`carbon_signal`: a file or a live source, else the built-in
 series of `carbon_zone`), the inventory (device keys to devices) and the store (JobRow's energy
 columns, summed by user and project).
 """
@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.energy.meter import EnergyMeter, EnergyReading
-from workbench.energy.schedule import Deadline, Fits, Plan, as_utc, plan_start
+from workbench.energy.schedule import Deadline, Fits, Plan, plan_start
 from workbench.energy.signal import DEFAULT_FORECAST, CarbonSignal, load_signal
 from workbench.errors import InvalidRequest
+from workbench.units import as_utc
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -32,15 +33,11 @@ class EnergyService:
     # -- the carbon signal --
     @property
     def signal(self) -> CarbonSignal:
-        """The configured carbon signal: `carbon_signal` (a CSV) if set, else the built-in `carbon_zone`."""
+        """The configured carbon signal: `carbon_signal` (a CSV or a live source) if set, else the built-in `carbon_zone`."""
         if self._signal is None:
             settings = self.wb.settings
-            self._signal = load_signal(settings.carbon_signal or settings.carbon_zone)
-        return self._signal
-
-    def use_signal(self, signal: CarbonSignal | str) -> CarbonSignal:
-        """Switch this service to another signal (a CarbonSignal, a zone or a CSV path)."""
-        self._signal = signal if isinstance(signal, CarbonSignal) else load_signal(signal)
+            token = settings.carbon_token.get_secret_value() if settings.carbon_token else None
+            self._signal = load_signal(settings.carbon_signal or settings.carbon_zone, token=token)
         return self._signal
 
     def carbon_g(self, energy_j: float, start: dt.datetime, end: dt.datetime) -> float:

@@ -18,30 +18,29 @@ What a file must be, and what happens when it is not:
 A time outside the series (a job run in 2026 against the 2022 series) is mapped to the same hour
 of the series' year when the series spans a whole year; `replayed` tells a caller that happened.
 
-Live sources (`ElectricityMaps`, `WattTime`, `UKCarbonIntensity`) fetch the same shape of series
-from the vendors' HTTP APIs by URL and token. They cannot be tested here (no network, no
-accounts): their response parsing is tested against payloads shaped like the vendors' published
-examples, but the HTTP requests themselves have never run in this project's CI.
+Live sources (`electricitymaps:ZONE`, `watttime:REGION`, `ukcarbonintensity`) fetch the same shape
+of series from the vendors' HTTP APIs: see `workbench.energy.live`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.energy.forecast import Fitted, fit_forecast
-from workbench.energy.schedule import HOUR_S, as_utc
+from workbench.energy.schedule import HOUR_S
 from workbench.errors import InvalidRequest, NotFound
+from workbench.units import as_utc
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_CI = 2000.0  # gCO2/kWh; lignite plants emit about 1,100: twice the worst grid is "absurd"
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "carbon"
@@ -350,100 +349,21 @@ def builtin_path(zone: str) -> Path:
     return plain if plain.exists() else plain.with_name(plain.name + ".gz")
 
 
-def load_signal(where: str | Path, *, repair: bool = False) -> CarbonSignal:
-    """A built-in zone ("CISO", "ERCO", "NYIS") or a CSV file path."""
+def load_signal(
+    where: str | Path, *, repair: bool = False, token: str | None = None, transport: httpx.BaseTransport | None = None
+) -> CarbonSignal:
+    """A built-in zone ("CISO", "ERCO", "NYIS"), a CSV file path, or a live source
+    ("electricitymaps:DE", "watttime:CAISO_NORTH", "ukcarbonintensity": `workbench.energy.live`,
+    with `token` for the sources that need one and `transport` for tests)."""
     text = str(where)
+    if not isinstance(where, Path):
+        from workbench.energy.live import is_live, live_signal  # live imports this module
+
+        if is_live(text):
+            return live_signal(text, token=token, transport=transport)
     if text.upper() in BUILTIN_ZONES:
         return read_csv(builtin_path(text), zone=text.upper(), repair=repair)
     path = Path(text)
     if path.suffix.lower() in (".csv", ".gz") or path.exists():
         return read_csv(path, repair=repair)
     return read_csv(builtin_path(text))  # raises NotFound listing the zones
-
-
-# -- live sources (untested here: no network, no accounts) ------------------------------------
-
-Transport = Callable[[str, dict[str, str]], Any]
-
-
-def _http_get_json(url: str, headers: dict[str, str]) -> Any:  # pragma: no cover - needs the network
-    request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read().decode())
-
-
-def _iso(value: dt.datetime) -> str:
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class ElectricityMaps:
-    """Electricity Maps API v3 (`/carbon-intensity/past-range`, header `auth-token`). UNTESTED against the live API.
-
-    Lifecycle average intensity in gCO2eq/kWh per zone (e.g. "US-CAL-CISO", "DE").
-    """
-
-    token: str
-    zone: str
-    url: str = "https://api.electricitymap.org/v3"
-    transport: Transport = _http_get_json
-
-    def fetch(self, start: dt.datetime, end: dt.datetime) -> CarbonSignal:
-        query = urllib.parse.urlencode({"zone": self.zone, "start": _iso(start), "end": _iso(end)})
-        payload = self.transport(f"{self.url}/carbon-intensity/past-range?{query}", {"auth-token": self.token})
-        rows = payload.get("data") or payload.get("history") or []
-        return from_points(
-            [r.get("datetime") for r in rows], [r.get("carbonIntensity") for r in rows],
-            zone=self.zone, source=f"Electricity Maps {self.url}",
-        )
-
-
-@dataclass
-class WattTime:
-    """WattTime API v3 (`/v3/historical`, bearer token). UNTESTED against the live API.
-
-    WattTime's signal is the *marginal* rate (MOER) in lbs CO2/MWh, converted here to gCO2/kWh
-    (x 0.453592); it is not an average intensity, so totals differ from EIA-based series.
-    """
-
-    token: str
-    region: str
-    url: str = "https://api.watttime.org/v3"
-    signal_type: str = "co2_moer"
-    transport: Transport = _http_get_json
-
-    def fetch(self, start: dt.datetime, end: dt.datetime) -> CarbonSignal:
-        query = urllib.parse.urlencode(
-            {"region": self.region, "start": _iso(start), "end": _iso(end), "signal_type": self.signal_type}
-        )
-        payload = self.transport(f"{self.url}/historical?{query}", {"Authorization": f"Bearer {self.token}"})
-        rows = payload.get("data") or []
-        units = str((payload.get("meta") or {}).get("units", "lbs_co2_per_mwh"))
-        scale = 0.453592 if "lbs" in units else 1.0
-        return from_points(
-            [r.get("point_time") for r in rows],
-            [None if r.get("value") is None else float(r["value"]) * scale for r in rows],
-            zone=self.region, source=f"WattTime {self.url}",
-        )
-
-
-@dataclass
-class UKCarbonIntensity:
-    """National Grid ESO's Carbon Intensity API (`/intensity/{from}/{to}`, no token). UNTESTED against the live API.
-
-    Half-hourly values are averaged per hour; the actual value is used, the forecast where the
-    actual is not published yet.
-    """
-
-    url: str = "https://api.carbonintensity.org.uk"
-    zone: str = "GB"
-    transport: Transport = _http_get_json
-
-    def fetch(self, start: dt.datetime, end: dt.datetime) -> CarbonSignal:
-        payload = self.transport(f"{self.url}/intensity/{_iso(start)}/{_iso(end)}", {})
-        rows = payload.get("data") or []
-        values = []
-        for r in rows:
-            intensity = r.get("intensity") or {}
-            values.append(intensity.get("actual") if intensity.get("actual") is not None else intensity.get("forecast"))
-        return from_points([r.get("from") for r in rows], values, zone=self.zone, source=f"UK Carbon Intensity {self.url}")

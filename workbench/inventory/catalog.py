@@ -197,5 +197,3 @@ def _guess(key: str) -> DeviceSpec | None:
     return None
 
 
-def is_known(model: str) -> bool:
-    return lookup(model).vendor != "unknown"

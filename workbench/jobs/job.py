@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from workbench.records import ServiceRecord, as_utc, html_card, html_table
-from workbench.units import format_energy_j
+from workbench.records import ServiceRecord, html_card, html_table
+from workbench.units import as_utc, format_energy_j
 
 if TYPE_CHECKING:
     from workbench.jobs.service import JobService

@@ -57,10 +57,9 @@ from workbench.jobs.job import (
     JobList,
     iter_chunks,
 )
-from workbench.records import as_utc
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.jobs import JobEventRow, JobRow
-from workbench.units import check_name, check_priority, check_retries, parse_duration_s
+from workbench.units import as_utc, check_name, check_priority, check_retries, jsonable, parse_duration_s
 
 if TYPE_CHECKING:
     from workbench.api import Workbench
@@ -73,9 +72,6 @@ _DB_POLL_S = 0.5
 _LEASE_CHECK_S = 2.0
 _SCHEDULER_LOST_AFTER_S = 3.0
 _LEASE_RECHECK_S = 1.0
-def parse_duration(value: float | str | dt.timedelta | None, what: str) -> float | None:
-    """Seconds from `30`, `"90s"`, `"5m"`, `"8h"` or a timedelta (the grammar of `workbench.units`); None stays None."""
-    return None if value is None else parse_duration_s(value, what)
 
 
 def _driver_id() -> str:
@@ -246,7 +242,7 @@ class JobService:
             check_name(name, "name")
         check_priority(priority)
         check_retries(retries)
-        timeout_s = parse_duration(timeout, "timeout")
+        timeout_s = None if timeout is None else parse_duration_s(timeout, "timeout")
         lease, slice_spec = self._resolve_slice(slice, owner)
         job_id = new_id("job")
         folder = self.settings.jobs_dir / job_id
@@ -271,7 +267,7 @@ class JobService:
         values = dict(
             id=job_id, name=name, owner=owner, project=project, kind=kind, target=target, framework=framework,
             lease_id=lease.id if lease is not None else None, slice_spec=slice_spec, state=state, priority=priority,
-            retries=retries, attempt=0, timeout_s=timeout_s, profile=bool(profile), params=_jsonable(params),
+            retries=retries, attempt=0, timeout_s=timeout_s, profile=bool(profile), params=jsonable(params, "params"),
             folder=str(folder), log_path=str(log_path), reason=events[-1][1], driver=self.driver,
             owns_lease=lease is None, deferrable=bool(deferrable), deadline_at=deadline_at,
             not_before=not_before, created_at=utcnow(), attempt_count=None,
@@ -329,8 +325,8 @@ class JobService:
         """A deferrable job waits for the low-carbon hour the energy service picks before its deadline."""
         if not deferrable:
             return None, None, None
-        deadline_s = parse_duration(deadline if deadline is not None else "8h", "deadline")
-        duration_s = parse_duration(expected_duration if expected_duration is not None else "1h", "expected_duration")
+        deadline_s = parse_duration_s(deadline if deadline is not None else "8h", "deadline")
+        duration_s = parse_duration_s(expected_duration if expected_duration is not None else "1h", "expected_duration")
         assert deadline_s is not None and duration_s is not None
         now = utcnow()
         deadline_at = now + dt.timedelta(seconds=deadline_s)
@@ -1086,12 +1082,6 @@ def _check_json(params: dict[str, Any]) -> None:
         orjson.dumps(params)
     except TypeError as exc:
         raise InvalidRequest(f"params of a script or notebook must be JSON values (numbers, strings, lists, dicts): {exc}") from None
-
-
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    import orjson
-
-    return orjson.loads(orjson.dumps(params, default=repr, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
 
 
 def _lease_live(lease: Any) -> bool:

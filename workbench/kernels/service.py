@@ -155,10 +155,6 @@ class KernelService:
 
         return decorator
 
-    def unregister(self, name: str, backend: str = "triton") -> None:
-        if self._user.pop((name, backend), None) is None:
-            raise NotFound(f"no user kernel {name!r} for backend {backend!r}")
-
     # -- check and bench ------------------------------------------------------------------------
     def check(
         self,

@@ -548,14 +548,6 @@ def memory_timeline(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("ts_us", kind="stable", ignore_index=True)
 
 
-def memory_peaks(df: pd.DataFrame) -> pd.DataFrame:
-    t = memory_timeline(df)
-    if t.empty:
-        return pd.DataFrame(columns=["device", "peak_allocated", "peak_reserved", "events"])
-    return t.groupby("device").agg(peak_allocated=("total_allocated", "max"), peak_reserved=("total_reserved", "max"),
-                                   events=("ts_us", "count")).reset_index()
-
-
 # -- multi-rank ------------------------------------------------------------------------------------
 
 

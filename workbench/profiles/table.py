@@ -194,11 +194,3 @@ def summarize(path: str | os.PathLike[str], *, fallback_dir: str | os.PathLike[s
     return _ingest(p, key, target, None)[1]["summary"]
 
 
-def table_from_bytes(data: bytes, label: str = "trace", limits: ingest.Limits | None = None) -> TraceTable:
-    """For traces that are not files (tests, uploads): no cache."""
-    from workbench.profiles.summary import summary_of_columns
-
-    cols = ingest.parse(data, label, limits)
-    meta = dict(cols.meta, key=None, source=label)
-    meta["summary"] = summary_of_columns(cols.columns, meta)
-    return TraceTable(frame(cols), meta)

@@ -12,7 +12,8 @@ import datetime as dt
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Self
 
-from workbench.records import ServiceRecord, as_utc, html_card, html_table
+from workbench.records import ServiceRecord, html_card, html_table
+from workbench.units import as_utc
 from workbench.slices.keepalive import renew_due_at
 from workbench.slices.types import (
     ENDED_STATES,

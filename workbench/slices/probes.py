@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from workbench.config import Settings
 from workbench.inventory.devices import Inventory
-from workbench.records import as_utc
+from workbench.units import as_utc
 from workbench.slices.lease import LeaseRecord
-from workbench.slices.sql import jsonable
+from workbench.units import jsonable
 from workbench.slices.types import LIVE_STATES
 from workbench.store.models.slices import LeaseRow
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from workbench.config import Settings
-from workbench.records import as_utc
+from workbench.units import as_utc
 from workbench.slices.book import MIB, Book, Owned, Placement, Preemptible
 from workbench.slices.capacity import Capacity
 from workbench.slices.environment import slice_env

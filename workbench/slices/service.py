@@ -23,7 +23,7 @@ from workbench.config import Settings
 from workbench.endpoints.lease_end import Marked, mark_stopped
 from workbench.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from workbench.inventory.devices import Inventory
-from workbench.records import as_utc
+from workbench.units import as_utc
 from workbench.slices.book import MIB, Book
 from workbench.slices.capacity import Capacity
 from workbench.slices.interface import SliceService

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, Table, bindparam, insert, or_,
 from workbench.slices.types import LIVE_STATES, OPEN_STATES
 from workbench.store.engine import DriverStatement
 from workbench.store.models.slices import LeaseEventRow, LeaseRow
+from workbench.units import jsonable
 
 _TABLE: Table = LeaseRow.__table__  # type: ignore[assignment]  # a declarative model's table is a Table
 _EVENTS: Table = LeaseEventRow.__table__  # type: ignore[assignment]
@@ -154,12 +155,3 @@ def insert_event(connection: Connection, lease_id: str, at: dt.datetime, event: 
     _INSERT_EVENT.run(connection, {"lease_id": lease_id, "at": at, "event": event, "detail": jsonable(detail)})
 
 
-def jsonable(value: Any) -> Any:
-    """`value` with its times as ISO 8601 text and its keys as strings: what a JSON column stores."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value

@@ -405,7 +405,7 @@ class DriverStatement:
                 value = default
             arguments.append(value if process is None else process(value))
         try:
-            rows = connection.connection.driver_connection.execute(sql, arguments).fetchall()  # type: ignore[union-attr]
+            rows: list[tuple[Any, ...]] = connection.connection.driver_connection.execute(sql, arguments).fetchall()  # type: ignore[union-attr]
         except dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(sql, arguments, exc, dialect.loaded_dbapi.Error) from None
         if not results:

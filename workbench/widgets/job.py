@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from workbench.units import as_utc
 from workbench.widgets.live import Poller
 from workbench.widgets.loss_plot import LossPlot
 from workbench.widgets.render import (
@@ -38,11 +39,7 @@ def elapsed_s(job: Any, now: dt.datetime | None = None) -> float | None:
     if start is None:
         return None
     end = getattr(job, "ended_at", None) or now or dt.datetime.now(dt.UTC)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=dt.UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=dt.UTC)
-    return (end - start).total_seconds()
+    return (as_utc(end) - as_utc(start)).total_seconds()
 
 
 class JobProgress(w.VBox):

@@ -8,7 +8,6 @@ notebook output has no stylesheet of ours.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import zlib
 from collections import defaultdict
@@ -66,15 +65,6 @@ def state_badge(state: str | None) -> str:
 
 def gib(n: int | float | None) -> str:
     return "–" if n is None else f"{n / 1024**3:,.1f} GiB"
-
-
-def ago(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
-    if when is None:
-        return "–"
-    now = now or dt.datetime.now(dt.UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return duration((now - when).total_seconds())
 
 
 def duration(seconds: float | None) -> str:

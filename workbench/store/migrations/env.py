@@ -25,6 +25,9 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("the migrations need a connection or sqlalchemy.url in the alembic config")
+    engine = create_engine(url)
     with engine.begin() as conn:
         _run(conn)
