@@ -32,6 +32,7 @@ class Workbench:
             settings = settings.model_copy(update=overrides)
         self.settings = settings if settings is not None else load_settings(**overrides)
         self._inventory: Inventory | None = None
+        self._parent: Workbench | None = None  # set on a view from `for_user`: it owns the store
 
     # -- devices ------------------------------------------------------------------------------
     def devices(self, fleet: str | Path | None = None, *, refresh: bool = False) -> Inventory:
@@ -45,6 +46,8 @@ class Workbench:
     # -- state --------------------------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
+        if self._parent is not None:
+            return self._parent.store
         from workbench.store import Store
 
         return Store(self.settings.database, write_retry_s=self.settings.database_retry_s,
@@ -60,6 +63,18 @@ class Workbench:
 
     def is_admin(self, user: str | None = None) -> bool:
         return (user or self.user) in self.settings.admin_users
+
+    def for_user(self, user: str) -> Workbench:
+        """A `Workbench` acting for `user` (a server serving several people): the same settings
+        with `user` replaced, sharing this one's database engine and inventory, so the core's own
+        ownership rules apply. This object stays the owner of the shared store: closing the view
+        stops only what the view started (its own Dask client, if that user submitted a job)."""
+        if user == self.user:
+            return self
+        view = Workbench(self.settings.model_copy(update={"user": user}))
+        view._parent = self
+        view._inventory = self.devices()
+        return view
 
     # -- noun services (each module owns its noun) ---------------------------------------------
     @cached_property
@@ -110,7 +125,7 @@ class Workbench:
             if service is not None and hasattr(service, "close"):
                 service.close()
         store = self.__dict__.get("store")
-        if store is not None:
+        if store is not None and self._parent is None:
             store.close()
 
     def __enter__(self) -> Workbench:
