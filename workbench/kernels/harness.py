@@ -16,7 +16,8 @@ fp64 copies of the same inputs (fp32 on a GPU; jax.vjp in fp32 for Pallas), each
 as an output is; the error names the gradient (dx, dw, ...). Their tolerances are measured
 (`registry.GRADIENT_TOLERANCE_REASON`). A backward benchmark times the backward alone (after one
 forward) against the framework's autograd backward on the same inputs, with the backward's FLOP and
-byte counts.
+byte counts. The gradient comparison itself is in `workbench.kernels.gradients`; the roofline
+fields (`place_on_roofline`) in `workbench.kernels.roofline`.
 
 Timing: on a GPU, torch-side kernels are timed with CUDA events through
 `triton.testing.do_bench` (warm-up, L2 flushed before each run, median); JAX-side kernels with
@@ -37,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.kernels.registry import KernelSpec, Shape
+from workbench.kernels.roofline import place_on_roofline
 
 BF16_INTERPRETER_REASON = (
     "the Triton interpreter mishandles bfloat16 (numpy has no bf16 type; products come out wrong): "
@@ -444,7 +446,9 @@ def check_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = None)
         case_seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         result.seed = case_seed
         if case.pass_ == "bwd":
-            _check_backward(spec, kernel, case, side, result, case_seed)
+            from workbench.kernels.gradients import check_backward
+
+            check_backward(spec, kernel, case, side, result, case_seed)
             result.seconds = round(time.perf_counter() - started, 4)
             continue
         try:
@@ -480,59 +484,6 @@ def check_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = None)
         if why:
             result.error = f"{result.label}: {why} (max abs err {max_abs:.3g})"
     return results
-
-
-def _check_backward(spec: KernelSpec, kernel: Callable[..., Any], case: Case, side: Any, result: KernelResult,
-                    seed: int) -> None:
-    """Compare the kernel's input gradients with autograd of the reference, for one incoming gradient."""
-    import numpy as np
-
-    dys: dict[Shape, Any] = {}
-
-    def make_dy(shape: Shape) -> Any:
-        if shape not in dys:
-            dys[shape] = np.random.default_rng(seed + 1).standard_normal(shape, dtype="float32")
-        return dys[shape]
-
-    try:
-        inputs = side.convert(spec.make_inputs(case.shape, np.random.default_rng(seed), **case.params), case.dtype)
-        _, ref_grads = side.vjp(spec.reference, inputs, case.params, make_dy, reference=True)
-    except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
-        result.ok = False
-        result.error = f"{result.label}: autograd of the reference failed: {_exception_text(exc)}"
-        return
-    try:
-        _, grads = side.vjp(kernel, inputs, case.params, make_dy)
-        side.sync()
-    except _NotDifferentiable as exc:
-        result.ok = False
-        result.error = f"{result.label}: the kernel cannot be differentiated: {exc}"
-        return
-    except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
-        result.ok = False
-        result.error = f"{result.label}: the kernel's backward raised {_exception_text(exc)}{_hint(spec, side)}"
-        return
-    names = spec.grad_names or tuple(f"d{i}" for i in range(len(inputs)))
-    result.ok, result.max_abs_err, result.max_rel_err = True, 0.0, 0.0
-    problems = []
-    for name, grad, ref in zip(names, grads, ref_grads, strict=False):
-        if grad is None:
-            problems.append(f"{name}: no gradient")
-            continue
-        if tuple(grad.shape) != tuple(ref.shape):
-            problems.append(f"{name}: shape {tuple(grad.shape)}, the reference's {tuple(ref.shape)}")
-            continue
-        if side.dtype_name(grad) != case.dtype:
-            problems.append(f"{name}: dtype {side.dtype_name(grad)}, not the input's {case.dtype}")
-            continue
-        ok, max_abs, max_rel, why = _compare(side, grad, ref, result.rtol, result.atol)
-        result.max_abs_err = max(result.max_abs_err, max_abs)
-        result.max_rel_err = max(result.max_rel_err, max_rel)
-        if why:
-            problems.append(f"{name}: {why} (max abs err {max_abs:.3g})")
-    if problems:
-        result.ok = False
-        result.error = f"{result.label}: {'; '.join(problems)}"
 
 
 # -- bench --------------------------------------------------------------------------------------
@@ -604,41 +555,3 @@ def _static(fn: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any
 
 def _bound(spec: KernelSpec, kernel: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
     return lambda: kernel(*inputs, **params)
-
-
-CATALOG_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
-
-
-def place_on_roofline(result: KernelResult, device_spec: Any, measured_gbps: float | None = None) -> KernelResult:
-    """Fill the roofline fields of a timed result from a catalog DeviceSpec (and a measured bandwidth).
-
-    attainable = min(peak FLOP/s of the dtype, intensity x memory bandwidth); the fractions are
-    the achieved figures over the catalog's.
-    """
-    if device_spec is None:
-        return result
-    bandwidth = device_spec.memory_bandwidth_bps
-    peak = device_spec.peak_flops_for(CATALOG_DTYPES.get(result.dtype, result.dtype))
-    if bandwidth:
-        result.peak_gbps = bandwidth / 1e9
-        if result.gbps is not None:
-            result.fraction_of_peak_bandwidth = result.gbps / result.peak_gbps
-    if peak:
-        result.peak_tflops = peak / 1e12
-        if result.tflops is not None:
-            result.fraction_of_peak_flops = result.tflops / result.peak_tflops
-    if bandwidth and peak and result.arithmetic_intensity:
-        result.attainable_tflops = min(peak, result.arithmetic_intensity * bandwidth) / 1e12
-        if result.tflops is not None:
-            result.fraction_of_roofline = result.tflops / result.attainable_tflops
-    if measured_gbps:
-        result.measured_gbps = measured_gbps
-        if result.gbps is not None:
-            result.fraction_of_measured_bandwidth = result.gbps / measured_gbps
-    return result
-
-
-def attainable(intensity: float, peak_flops: float, bandwidth_bps: float) -> float:
-    """The roofline: the FLOP/s a kernel of this arithmetic intensity can reach."""
-    return min(peak_flops, intensity * bandwidth_bps)
-
