@@ -16,6 +16,15 @@ from workbench.config import Settings, load_settings
 from workbench.inventory import Inventory, discover, load_fleet
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from workbench.endpoints.service import EndpointService
+    from workbench.energy.service import EnergyService
+    from workbench.jobs.service import JobService
+    from workbench.kernels.service import KernelService
+    from workbench.profiles.capture import Capture
+    from workbench.profiles.service import ProfileService
+    from workbench.slices.service import SliceService
     from workbench.store import Store
 
 
@@ -78,42 +87,42 @@ class Workbench:
 
     # -- noun services (each module owns its noun) ---------------------------------------------
     @cached_property
-    def slices(self) -> Any:
+    def slices(self) -> SliceService:
         from workbench.slices.service import SliceService
 
         return SliceService(self)
 
     @cached_property
-    def jobs(self) -> Any:
+    def jobs(self) -> JobService:
         from workbench.jobs.service import JobService
 
         return JobService(self)
 
     @cached_property
-    def profiles(self) -> Any:
+    def profiles(self) -> ProfileService:
         from workbench.profiles.service import ProfileService
 
         return ProfileService(self)
 
     @cached_property
-    def kernels(self) -> Any:
+    def kernels(self) -> KernelService:
         from workbench.kernels.service import KernelService
 
         return KernelService(self)
 
     @cached_property
-    def energy(self) -> Any:
+    def energy(self) -> EnergyService:
         from workbench.energy.service import EnergyService
 
         return EnergyService(self)
 
     @cached_property
-    def endpoints(self) -> Any:
+    def endpoints(self) -> EndpointService:
         from workbench.endpoints.service import EndpointService
 
         return EndpointService(self)
 
-    def profile(self, *args: Any, **kwargs: Any) -> Any:
+    def profile(self, *args: Any, **kwargs: Any) -> AbstractContextManager[Capture]:
         """`with wb.profile() as p:` captures a torch or jax profile of the code inside."""
         return self.profiles.capture(*args, **kwargs)
 

@@ -14,6 +14,7 @@ from workbench.errors import NotFound
 from workbench.profiles.profile import Profile
 
 if TYPE_CHECKING:
+    from workbench.profiles.capture import Capture
     from workbench.profiles.ranks import Ranks
 
 ProfileRef = Profile | str | os.PathLike[str]
@@ -164,7 +165,7 @@ class ProfileService:
     # -- capture -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def capture(self, framework: str = "torch", name: str | None = None, *, job_id: str | None = None,
-                out_dir: str | os.PathLike[str] | None = None, **options: Any) -> Iterator[Any]:
+                out_dir: str | os.PathLike[str] | None = None, **options: Any) -> Iterator[Capture]:
         """`with wb.profile() as p:` profiles the block, then registers the trace; afterwards
         `p.profile` is the stored `Profile` and `p.summary()`, `p.timeline()`... work on it."""
         from workbench.profiles.capture import capture_trace
