@@ -126,7 +126,7 @@ class KernelResult:
         return f"{self.kernel}{which} ({self.backend}, {self.dtype}, {self.shape}{extra})"
 
 
-class KernelResults(list):
+class KernelResults(list[KernelResult]):
     """A list of KernelResult with a table for notebooks and `ok` for all of them."""
 
     @property
@@ -218,7 +218,7 @@ class _TorchSide:
     def device_name(self) -> str:
         return self.torch.cuda.get_device_name() if self.gpu else "cpu"
 
-    def convert(self, arrays: tuple, dtype: str) -> tuple:
+    def convert(self, arrays: tuple[Any, ...], dtype: str) -> tuple[Any, ...]:
         torch = self.torch
         return tuple(torch.from_numpy(a).to(device=self.device, dtype=getattr(torch, dtype)) for a in arrays)
 
@@ -235,8 +235,8 @@ class _TorchSide:
         if self.gpu:
             self.torch.cuda.synchronize()
 
-    def vjp(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any], make_dy: Callable[[Shape], Any],
-            *, reference: bool = False) -> tuple[Any, tuple]:
+    def vjp(self, fn: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any], make_dy: Callable[[Shape], Any],
+            *, reference: bool = False) -> tuple[Any, tuple[Any, ...]]:
         """(fn's output, the gradients of `inputs` for the incoming gradient make_dy(output shape),
         rounded to the inputs' dtype).
 
@@ -251,7 +251,7 @@ class _TorchSide:
         dy = torch.from_numpy(make_dy(tuple(out.shape))).to(device=out.device, dtype=inputs[0].dtype).to(out.dtype)
         return out, torch.autograd.grad(out, leaves, dy, allow_unused=True)
 
-    def backward_fn(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
+    def backward_fn(self, fn: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any]) -> Callable[[], Any]:
         """A callable that runs only the backward of fn on `inputs` (the forward runs once, here)."""
         torch = self.torch
         leaves = [t.detach().requires_grad_() for t in inputs]
@@ -292,7 +292,7 @@ class _JaxSide:
         device = self.jax.devices()[0]
         return getattr(device, "device_kind", str(device)) if self.gpu else "cpu"
 
-    def convert(self, arrays: tuple, dtype: str) -> tuple:
+    def convert(self, arrays: tuple[Any, ...], dtype: str) -> tuple[Any, ...]:
         import jax.numpy as jnp
 
         return tuple(jnp.asarray(a).astype(dtype) for a in arrays)
@@ -311,8 +311,8 @@ class _JaxSide:
     def sync(self) -> None:
         pass
 
-    def vjp(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any], make_dy: Callable[[Shape], Any],
-            *, reference: bool = False) -> tuple[Any, tuple]:
+    def vjp(self, fn: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any], make_dy: Callable[[Shape], Any],
+            *, reference: bool = False) -> tuple[Any, tuple[Any, ...]]:
         """(fn's output, the gradients of `inputs` for make_dy(output shape) rounded to the inputs'
         dtype); the reference in fp32."""
         import jax.numpy as jnp
@@ -325,14 +325,15 @@ class _JaxSide:
 
         # One jitted program for the forward and the backward: in interpret mode each eager
         # pallas_call would be compiled on its own (about a third slower here).
-        @jax.jit
+        @jax.jit  # type: ignore[untyped-decorator]  # jax.jit's decorator form is unannotated
         def forward_and_grads(*args: Any) -> tuple[Any, Any]:
             out, pullback = jax.vjp(forward, *args)
             return out, pullback(dy)
 
-        return forward_and_grads(*arrays)
+        result: tuple[Any, tuple[Any, ...]] = forward_and_grads(*arrays)
+        return result
 
-    def backward_fn(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
+    def backward_fn(self, fn: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any]) -> Callable[[], Any]:
         """A callable that runs only the backward of fn on `inputs`: the jitted pullback of one forward."""
         import jax.numpy as jnp
 
@@ -367,8 +368,11 @@ def side_for(backend: str) -> _TorchSide | _JaxSide:
 
 
 # -- check --------------------------------------------------------------------------------------
-def _compare(side: Any, out: Any, ref: Any, rtol: float, atol: float) -> tuple[bool, float, float, str | None]:
+def _compare(side: Any, out: Any, ref: Any, rtol: float | None, atol: float | None) -> tuple[bool, float, float, str | None]:
     import numpy as np
+
+    if rtol is None or atol is None:  # `_start` fails a case whose dtype has no tolerance first
+        raise ValueError(f"no tolerance to compare with (rtol={rtol}, atol={atol})")
 
     o, r = side.to_float64(out), side.to_float64(ref)
     nan_out, nan_ref = np.isnan(o), np.isnan(r)
@@ -439,7 +443,7 @@ def check_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = None)
                 kernel = spec.build(side.interpreted)
             except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
                 build_error = f"could not be built: {_exception_text(exc)}{_hint(spec, side)}"
-        if build_error is not None:
+        if build_error is not None or kernel is None:
             result.ok = False
             result.error = f"{result.label}: {build_error}"
             continue
@@ -496,7 +500,7 @@ def bench_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = 0, ba
     """
     import numpy as np
 
-    side = side_for(spec.backend)
+    side: Any = side_for(spec.backend)  # `side.jax` below only on the JAX side
     results = KernelResults()
     if device_spec is None and side.gpu:
         from workbench.inventory.catalog import lookup
@@ -553,5 +557,5 @@ def _static(fn: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any
     return functools.partial(fn, **params)
 
 
-def _bound(spec: KernelSpec, kernel: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
+def _bound(spec: KernelSpec, kernel: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any]) -> Callable[[], Any]:
     return lambda: kernel(*inputs, **params)

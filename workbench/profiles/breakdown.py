@@ -63,12 +63,14 @@ def _categories(names: np.ndarray, cats: np.ndarray) -> np.ndarray:
     keys = pd.MultiIndex.from_arrays([names, cats])
     codes, uniq = pd.factorize(keys)
     labels = np.array([kernel_category(n, c) for n, c in uniq], dtype=object)
-    return labels[codes]
+    out: np.ndarray = labels[codes]
+    return out
 
 
 def _map_names(names: np.ndarray, fn: Any) -> np.ndarray:
     codes, uniq = pd.factorize(names)
-    return np.array([fn(str(u)) for u in uniq], dtype=object)[codes]
+    out: np.ndarray = np.array([fn(str(u)) for u in uniq], dtype=object)[codes]
+    return out
 
 
 # -- HTA temporal and kernel-type breakdown (contract) -------------------------------------------

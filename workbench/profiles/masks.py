@@ -16,8 +16,10 @@ from workbench.profiles.ingest import GPU_CATEGORIES
 def _is(df: pd.DataFrame, column: str, values: str | Sequence[str]) -> np.ndarray:
     col = df[column]
     if isinstance(values, str):
-        return (col == values).to_numpy(dtype=bool, na_value=False)
-    return col.isin(values).to_numpy(dtype=bool)
+        out: np.ndarray = (col == values).to_numpy(dtype=bool, na_value=False)
+        return out
+    out = col.isin(values).to_numpy(dtype=bool)
+    return out
 
 
 def _text(df: pd.DataFrame, column: str, mask: Any) -> np.ndarray:
@@ -33,7 +35,8 @@ def _text(df: pd.DataFrame, column: str, mask: Any) -> np.ndarray:
 def valid_duration(df: pd.DataFrame) -> np.ndarray:
     d = df["dur_us"].to_numpy()
     t = df["ts_us"].to_numpy()
-    return np.isfinite(d) & (d >= 0) & np.isfinite(t)
+    out: np.ndarray = np.isfinite(d) & (d >= 0) & np.isfinite(t)
+    return out
 
 
 def complete(df: pd.DataFrame) -> np.ndarray:
@@ -42,17 +45,20 @@ def complete(df: pd.DataFrame) -> np.ndarray:
 
 def contract_gpu_events(df: pd.DataFrame) -> np.ndarray:
     """The summary contract's GPU work: ph X with cat kernel, gpu_memcpy or gpu_memset."""
-    return complete(df) & _is(df, "cat", GPU_CATEGORIES) & valid_duration(df)
+    out: np.ndarray = complete(df) & _is(df, "cat", GPU_CATEGORIES) & valid_duration(df)
+    return out
 
 
 def gpu_events(df: pd.DataFrame) -> np.ndarray:
     """GPU work for the analyses: the contract's, plus JAX/XLA device-lane events (no category,
     a device assigned at ingest)."""
     lanes = complete(df) & df["cat"].isna().to_numpy() & (df["device"].to_numpy() >= 0) & valid_duration(df)
-    return contract_gpu_events(df) | lanes
+    out: np.ndarray = contract_gpu_events(df) | lanes
+    return out
 
 
 def gpu_device(df: pd.DataFrame) -> np.ndarray:
     dev = df["device"].to_numpy().astype(np.int64)
-    return np.where(dev >= 0, dev, df["pid"].to_numpy())
+    out: np.ndarray = np.where(dev >= 0, dev, df["pid"].to_numpy())
+    return out
 
