@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from workbench.endpoints.service import EndpointService
     from workbench.energy.service import EnergyService
     from workbench.jobs.service import JobService
-    from workbench.kernels.service import KernelService
+    from workbench.kernels.protocol import KernelService
     from workbench.profiles.capture import Capture
-    from workbench.profiles.service import ProfileService
+    from workbench.profiles.protocol import ProfileService
     from workbench.slices.service import SliceService
     from workbench.store import Store
 
@@ -100,15 +100,15 @@ class Workbench:
 
     @cached_property
     def profiles(self) -> ProfileService:
-        from workbench.profiles.service import ProfileService
+        from workbench.profiles.service import ProfileService as Profiles
 
-        return ProfileService(self)
+        return Profiles(self)
 
     @cached_property
     def kernels(self) -> KernelService:
-        from workbench.kernels.service import KernelService
+        from workbench.kernels.service import KernelService as Kernels
 
-        return KernelService(self)
+        return Kernels(self)
 
     @cached_property
     def energy(self) -> EnergyService:
