@@ -16,6 +16,15 @@ from workbench.config import Settings, load_settings
 from workbench.inventory import Inventory, discover, load_fleet
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from workbench.endpoints.service import EndpointService
+    from workbench.energy.service import EnergyService
+    from workbench.jobs.service import JobService
+    from workbench.kernels.protocol import KernelService
+    from workbench.profiles.capture import Capture
+    from workbench.profiles.protocol import ProfileService
+    from workbench.slices.interface import SliceService
     from workbench.store import Store
 
 
@@ -32,6 +41,7 @@ class Workbench:
             settings = settings.model_copy(update=overrides)
         self.settings = settings if settings is not None else load_settings(**overrides)
         self._inventory: Inventory | None = None
+        self._parent: Workbench | None = None  # set on a view from `for_user`: it owns the store
 
     # -- devices ------------------------------------------------------------------------------
     def devices(self, fleet: str | Path | None = None, *, refresh: bool = False) -> Inventory:
@@ -45,6 +55,8 @@ class Workbench:
     # -- state --------------------------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
+        if self._parent is not None:
+            return self._parent.store
         from workbench.store import Store
 
         return Store(self.settings.database, write_retry_s=self.settings.database_retry_s,
@@ -61,9 +73,21 @@ class Workbench:
     def is_admin(self, user: str | None = None) -> bool:
         return (user or self.user) in self.settings.admin_users
 
+    def for_user(self, user: str) -> Workbench:
+        """A `Workbench` acting for `user` (a server serving several people): the same settings
+        with `user` replaced, sharing this one's database engine and inventory, so the core's own
+        ownership rules apply. This object stays the owner of the shared store: closing the view
+        stops only what the view started (its own Dask client, if that user submitted a job)."""
+        if user == self.user:
+            return self
+        view = Workbench(self.settings.model_copy(update={"user": user}))
+        view._parent = self
+        view._inventory = self.devices()
+        return view
+
     # -- noun services (each module owns its noun) ---------------------------------------------
     @cached_property
-    def slices(self) -> Any:
+    def slices(self) -> SliceService:
         from workbench.slices.service import LocalSliceService
 
         return LocalSliceService(
@@ -71,36 +95,36 @@ class Workbench:
         )
 
     @cached_property
-    def jobs(self) -> Any:
+    def jobs(self) -> JobService:
         from workbench.jobs.service import JobService
 
         return JobService(self)
 
     @cached_property
-    def profiles(self) -> Any:
-        from workbench.profiles.service import ProfileService
+    def profiles(self) -> ProfileService:
+        from workbench.profiles.service import ProfileService as Profiles
 
-        return ProfileService(self)
-
-    @cached_property
-    def kernels(self) -> Any:
-        from workbench.kernels.service import KernelService
-
-        return KernelService(self)
+        return Profiles(self)
 
     @cached_property
-    def energy(self) -> Any:
+    def kernels(self) -> KernelService:
+        from workbench.kernels.service import KernelService as Kernels
+
+        return Kernels(self)
+
+    @cached_property
+    def energy(self) -> EnergyService:
         from workbench.energy.service import EnergyService
 
         return EnergyService(self)
 
     @cached_property
-    def endpoints(self) -> Any:
+    def endpoints(self) -> EndpointService:
         from workbench.endpoints.service import EndpointService
 
         return EndpointService(self)
 
-    def profile(self, *args: Any, **kwargs: Any) -> Any:
+    def profile(self, *args: Any, **kwargs: Any) -> AbstractContextManager[Capture]:
         """`with wb.profile() as p:` captures a torch or jax profile of the code inside."""
         return self.profiles.capture(*args, **kwargs)
 
@@ -112,7 +136,7 @@ class Workbench:
             if service is not None and hasattr(service, "close"):
                 service.close()
         store = self.__dict__.get("store")
-        if store is not None:
+        if store is not None and self._parent is None:
             store.close()
 
     def __enter__(self) -> Workbench:

@@ -20,3 +20,17 @@ def test_configured_fleet_replaces_discovery(tmp_path: Path) -> None:
     assert wb.devices().gpu_count == 16
     html = wb.devices()._repr_html_()
     assert "16× H100-80GB" in html
+
+
+def test_a_view_for_another_user_shares_the_store_and_leaves_it_open(tmp_path: Path) -> None:
+    from workbench import Workbench
+
+    with Workbench(home=tmp_path, user="alice", fleet=ROOT / "data" / "fleets" / "h100_2x8.toml") as wb:
+        assert wb.for_user("alice") is wb
+        view = wb.for_user("bob")
+        assert view.user == "bob" and wb.user == "alice"
+        assert view.store is wb.store and view.devices() is wb.devices()
+        lease = view.slices.request("cpu:1")
+        assert lease.owner == "bob"
+        view.close()  # the view's close must not close the store its owner still uses
+        assert [x.id for x in wb.slices.list(owner="bob")] == [lease.id]

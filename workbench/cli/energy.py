@@ -133,13 +133,12 @@ def measure(
     """Run a command (after --) and print its energy, power and carbon: `workbench energy measure -- python train.py`."""
     import subprocess
 
-    from workbench.energy.meter import EnergyMeter
     from workbench.errors import InvalidRequest
 
     if not ctx.args:
         raise InvalidRequest("no command to measure; give it after --, e.g. workbench energy measure -- python train.py")
     wb = get_workbench()
-    meter = EnergyMeter(sample_interval_s=interval)
+    meter = wb.energy.meter(sample_interval_s=interval)
     meter.start()
     code = subprocess.call(ctx.args)
     reading = meter.stop()

@@ -92,9 +92,7 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print all rows as a JSON list.")] = False,
 ) -> None:
     """Which operators and kernels got slower or faster from a to b, and which appeared or vanished."""
-    from workbench.profiles.analysis import compare as compare_frames
-
-    df = compare_frames(_resolve(a).events, _resolve(b).events, by=by)
+    df = get_workbench().profiles.compare(_resolve(a), _resolve(b), by=by)
     if as_json:
         print_json(df.replace([float("inf")], None).to_dict("records"))
         return

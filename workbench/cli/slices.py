@@ -120,13 +120,11 @@ def plan_mig(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Plan where new MIG instances go on one GPU, beside the existing ones."""
-    from workbench.slices.mig import plan_mig as plan
-
     there = [item for raw in existing or [] for item in raw.split(",") if item]
     there += [p for p in profiles if "@" in p]
     wanted = [p for p in profiles if "@" not in p]
     try:
-        result = plan(gpu, wanted, there)
+        result = get_workbench().slices.plan_mig(gpu, wanted, there)
     except WorkbenchError as exc:
         if not as_json:
             raise

@@ -65,11 +65,7 @@ class WorkbenchHolder:
         with self._lock:
             view = self._views.get(user)
             if view is None:
-                from workbench.api import Workbench
-
-                view = Workbench(wb.settings.model_copy(update={"user": user}))
-                view.__dict__["store"] = wb.store  # share the engine (cached_property slot)
-                view._inventory = wb.devices()
+                view = wb.for_user(user)
                 self._views[user] = view
             return view
 
@@ -79,7 +75,6 @@ class WorkbenchHolder:
         with self._lock:
             views, self._views = list(self._views.values()), {}
         for view in views:
-            view.__dict__.pop("store", None)  # the server's Workbench closes the shared store
             view.close()
         wb, self._wb = self._wb, None
         if wb is not None:

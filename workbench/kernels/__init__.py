@@ -4,7 +4,8 @@
 top-level `kernels/` folder, one module per operation.
 """
 
-from workbench.kernels.harness import KernelResult, KernelResults, place_on_roofline
+from workbench.kernels.harness import KernelResult, KernelResults
 from workbench.kernels.registry import KernelSpec
+from workbench.kernels.roofline import place_on_roofline
 
 __all__ = ["KernelResult", "KernelResults", "KernelSpec", "place_on_roofline"]

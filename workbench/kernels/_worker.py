@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 MARKER = "\n@@workbench-kernel-results@@"
 
@@ -32,13 +33,13 @@ def _where() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def run(request: dict) -> list[dict]:
+def run(request: dict[str, Any]) -> list[dict[str, Any]]:
     from workbench.kernels import harness
     from workbench.kernels.registry import builtin_spec
 
     where = request.get("where") or _where()
     shapes = [tuple(s) for s in request["shapes"]] if request.get("shapes") is not None else None
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for name in request["kernels"]:
         spec = builtin_spec(name, "triton")
         cases = harness.cases_for(spec, where, what=request["what"], shapes=shapes, dtypes=request.get("dtypes"),

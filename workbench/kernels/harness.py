@@ -16,7 +16,8 @@ fp64 copies of the same inputs (fp32 on a GPU; jax.vjp in fp32 for Pallas), each
 as an output is; the error names the gradient (dx, dw, ...). Their tolerances are measured
 (`registry.GRADIENT_TOLERANCE_REASON`). A backward benchmark times the backward alone (after one
 forward) against the framework's autograd backward on the same inputs, with the backward's FLOP and
-byte counts.
+byte counts. The gradient comparison itself is in `workbench.kernels.gradients`; the roofline
+fields (`place_on_roofline`) in `workbench.kernels.roofline`.
 
 Timing: on a GPU, torch-side kernels are timed with CUDA events through
 `triton.testing.do_bench` (warm-up, L2 flushed before each run, median); JAX-side kernels with
@@ -37,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.kernels.registry import KernelSpec, Shape
+from workbench.kernels.roofline import place_on_roofline
 
 BF16_INTERPRETER_REASON = (
     "the Triton interpreter mishandles bfloat16 (numpy has no bf16 type; products come out wrong): "
@@ -124,7 +126,7 @@ class KernelResult:
         return f"{self.kernel}{which} ({self.backend}, {self.dtype}, {self.shape}{extra})"
 
 
-class KernelResults(list):
+class KernelResults(list[KernelResult]):
     """A list of KernelResult with a table for notebooks and `ok` for all of them."""
 
     @property
@@ -216,7 +218,7 @@ class _TorchSide:
     def device_name(self) -> str:
         return self.torch.cuda.get_device_name() if self.gpu else "cpu"
 
-    def convert(self, arrays: tuple, dtype: str) -> tuple:
+    def convert(self, arrays: tuple[Any, ...], dtype: str) -> tuple[Any, ...]:
         torch = self.torch
         return tuple(torch.from_numpy(a).to(device=self.device, dtype=getattr(torch, dtype)) for a in arrays)
 
@@ -233,8 +235,8 @@ class _TorchSide:
         if self.gpu:
             self.torch.cuda.synchronize()
 
-    def vjp(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any], make_dy: Callable[[Shape], Any],
-            *, reference: bool = False) -> tuple[Any, tuple]:
+    def vjp(self, fn: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any], make_dy: Callable[[Shape], Any],
+            *, reference: bool = False) -> tuple[Any, tuple[Any, ...]]:
         """(fn's output, the gradients of `inputs` for the incoming gradient make_dy(output shape),
         rounded to the inputs' dtype).
 
@@ -249,7 +251,7 @@ class _TorchSide:
         dy = torch.from_numpy(make_dy(tuple(out.shape))).to(device=out.device, dtype=inputs[0].dtype).to(out.dtype)
         return out, torch.autograd.grad(out, leaves, dy, allow_unused=True)
 
-    def backward_fn(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
+    def backward_fn(self, fn: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any]) -> Callable[[], Any]:
         """A callable that runs only the backward of fn on `inputs` (the forward runs once, here)."""
         torch = self.torch
         leaves = [t.detach().requires_grad_() for t in inputs]
@@ -290,7 +292,7 @@ class _JaxSide:
         device = self.jax.devices()[0]
         return getattr(device, "device_kind", str(device)) if self.gpu else "cpu"
 
-    def convert(self, arrays: tuple, dtype: str) -> tuple:
+    def convert(self, arrays: tuple[Any, ...], dtype: str) -> tuple[Any, ...]:
         import jax.numpy as jnp
 
         return tuple(jnp.asarray(a).astype(dtype) for a in arrays)
@@ -309,8 +311,8 @@ class _JaxSide:
     def sync(self) -> None:
         pass
 
-    def vjp(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any], make_dy: Callable[[Shape], Any],
-            *, reference: bool = False) -> tuple[Any, tuple]:
+    def vjp(self, fn: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any], make_dy: Callable[[Shape], Any],
+            *, reference: bool = False) -> tuple[Any, tuple[Any, ...]]:
         """(fn's output, the gradients of `inputs` for make_dy(output shape) rounded to the inputs'
         dtype); the reference in fp32."""
         import jax.numpy as jnp
@@ -323,14 +325,15 @@ class _JaxSide:
 
         # One jitted program for the forward and the backward: in interpret mode each eager
         # pallas_call would be compiled on its own (about a third slower here).
-        @jax.jit
+        @jax.jit  # type: ignore[untyped-decorator]  # jax.jit's decorator form is unannotated
         def forward_and_grads(*args: Any) -> tuple[Any, Any]:
             out, pullback = jax.vjp(forward, *args)
             return out, pullback(dy)
 
-        return forward_and_grads(*arrays)
+        result: tuple[Any, tuple[Any, ...]] = forward_and_grads(*arrays)
+        return result
 
-    def backward_fn(self, fn: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
+    def backward_fn(self, fn: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any]) -> Callable[[], Any]:
         """A callable that runs only the backward of fn on `inputs`: the jitted pullback of one forward."""
         import jax.numpy as jnp
 
@@ -365,8 +368,11 @@ def side_for(backend: str) -> _TorchSide | _JaxSide:
 
 
 # -- check --------------------------------------------------------------------------------------
-def _compare(side: Any, out: Any, ref: Any, rtol: float, atol: float) -> tuple[bool, float, float, str | None]:
+def _compare(side: Any, out: Any, ref: Any, rtol: float | None, atol: float | None) -> tuple[bool, float, float, str | None]:
     import numpy as np
+
+    if rtol is None or atol is None:  # `_start` fails a case whose dtype has no tolerance first
+        raise ValueError(f"no tolerance to compare with (rtol={rtol}, atol={atol})")
 
     o, r = side.to_float64(out), side.to_float64(ref)
     nan_out, nan_ref = np.isnan(o), np.isnan(r)
@@ -437,14 +443,16 @@ def check_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = None)
                 kernel = spec.build(side.interpreted)
             except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
                 build_error = f"could not be built: {_exception_text(exc)}{_hint(spec, side)}"
-        if build_error is not None:
+        if build_error is not None or kernel is None:
             result.ok = False
             result.error = f"{result.label}: {build_error}"
             continue
         case_seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         result.seed = case_seed
         if case.pass_ == "bwd":
-            _check_backward(spec, kernel, case, side, result, case_seed)
+            from workbench.kernels.gradients import check_backward
+
+            check_backward(spec, kernel, case, side, result, case_seed)
             result.seconds = round(time.perf_counter() - started, 4)
             continue
         try:
@@ -482,59 +490,6 @@ def check_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = None)
     return results
 
 
-def _check_backward(spec: KernelSpec, kernel: Callable[..., Any], case: Case, side: Any, result: KernelResult,
-                    seed: int) -> None:
-    """Compare the kernel's input gradients with autograd of the reference, for one incoming gradient."""
-    import numpy as np
-
-    dys: dict[Shape, Any] = {}
-
-    def make_dy(shape: Shape) -> Any:
-        if shape not in dys:
-            dys[shape] = np.random.default_rng(seed + 1).standard_normal(shape, dtype="float32")
-        return dys[shape]
-
-    try:
-        inputs = side.convert(spec.make_inputs(case.shape, np.random.default_rng(seed), **case.params), case.dtype)
-        _, ref_grads = side.vjp(spec.reference, inputs, case.params, make_dy, reference=True)
-    except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
-        result.ok = False
-        result.error = f"{result.label}: autograd of the reference failed: {_exception_text(exc)}"
-        return
-    try:
-        _, grads = side.vjp(kernel, inputs, case.params, make_dy)
-        side.sync()
-    except _NotDifferentiable as exc:
-        result.ok = False
-        result.error = f"{result.label}: the kernel cannot be differentiated: {exc}"
-        return
-    except Exception as exc:  # noqa: BLE001 - a kernel's failure is a result, not a crash
-        result.ok = False
-        result.error = f"{result.label}: the kernel's backward raised {_exception_text(exc)}{_hint(spec, side)}"
-        return
-    names = spec.grad_names or tuple(f"d{i}" for i in range(len(inputs)))
-    result.ok, result.max_abs_err, result.max_rel_err = True, 0.0, 0.0
-    problems = []
-    for name, grad, ref in zip(names, grads, ref_grads, strict=False):
-        if grad is None:
-            problems.append(f"{name}: no gradient")
-            continue
-        if tuple(grad.shape) != tuple(ref.shape):
-            problems.append(f"{name}: shape {tuple(grad.shape)}, the reference's {tuple(ref.shape)}")
-            continue
-        if side.dtype_name(grad) != case.dtype:
-            problems.append(f"{name}: dtype {side.dtype_name(grad)}, not the input's {case.dtype}")
-            continue
-        ok, max_abs, max_rel, why = _compare(side, grad, ref, result.rtol, result.atol)
-        result.max_abs_err = max(result.max_abs_err, max_abs)
-        result.max_rel_err = max(result.max_rel_err, max_rel)
-        if why:
-            problems.append(f"{name}: {why} (max abs err {max_abs:.3g})")
-    if problems:
-        result.ok = False
-        result.error = f"{result.label}: {'; '.join(problems)}"
-
-
 # -- bench --------------------------------------------------------------------------------------
 def bench_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = 0, baseline: bool = True,
                 measured_gbps: float | None = None, device_spec: Any = None) -> KernelResults:
@@ -545,7 +500,7 @@ def bench_cases(spec: KernelSpec, cases: list[Case], *, seed: int | None = 0, ba
     """
     import numpy as np
 
-    side = side_for(spec.backend)
+    side: Any = side_for(spec.backend)  # `side.jax` below only on the JAX side
     results = KernelResults()
     if device_spec is None and side.gpu:
         from workbench.inventory.catalog import lookup
@@ -602,43 +557,5 @@ def _static(fn: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any
     return functools.partial(fn, **params)
 
 
-def _bound(spec: KernelSpec, kernel: Callable[..., Any], inputs: tuple, params: dict[str, Any]) -> Callable[[], Any]:
+def _bound(spec: KernelSpec, kernel: Callable[..., Any], inputs: tuple[Any, ...], params: dict[str, Any]) -> Callable[[], Any]:
     return lambda: kernel(*inputs, **params)
-
-
-CATALOG_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
-
-
-def place_on_roofline(result: KernelResult, device_spec: Any, measured_gbps: float | None = None) -> KernelResult:
-    """Fill the roofline fields of a timed result from a catalog DeviceSpec (and a measured bandwidth).
-
-    attainable = min(peak FLOP/s of the dtype, intensity x memory bandwidth); the fractions are
-    the achieved figures over the catalog's.
-    """
-    if device_spec is None:
-        return result
-    bandwidth = device_spec.memory_bandwidth_bps
-    peak = device_spec.peak_flops_for(CATALOG_DTYPES.get(result.dtype, result.dtype))
-    if bandwidth:
-        result.peak_gbps = bandwidth / 1e9
-        if result.gbps is not None:
-            result.fraction_of_peak_bandwidth = result.gbps / result.peak_gbps
-    if peak:
-        result.peak_tflops = peak / 1e12
-        if result.tflops is not None:
-            result.fraction_of_peak_flops = result.tflops / result.peak_tflops
-    if bandwidth and peak and result.arithmetic_intensity:
-        result.attainable_tflops = min(peak, result.arithmetic_intensity * bandwidth) / 1e12
-        if result.tflops is not None:
-            result.fraction_of_roofline = result.tflops / result.attainable_tflops
-    if measured_gbps:
-        result.measured_gbps = measured_gbps
-        if result.gbps is not None:
-            result.fraction_of_measured_bandwidth = result.gbps / measured_gbps
-    return result
-
-
-def attainable(intensity: float, peak_flops: float, bandwidth_bps: float) -> float:
-    """The roofline: the FLOP/s a kernel of this arithmetic intensity can reach."""
-    return min(peak_flops, intensity * bandwidth_bps)
-

@@ -113,7 +113,7 @@ class KernelSpec:
     backend: str
     build: Callable[[bool], Callable[..., Any]]
     reference: Callable[..., Any]
-    make_inputs: Callable[..., tuple]
+    make_inputs: Callable[..., tuple[Any, ...]]
     dtypes: tuple[str, ...] = DTYPES
     check_shapes: dict[str, list[Shape]] = field(default_factory=dict)
     bench_shapes: dict[str, list[Shape]] = field(default_factory=dict)
@@ -208,7 +208,7 @@ def builtin_spec(name: str, backend: str) -> KernelSpec:
         bytes_moved=module.bytes_moved,
         summary=module.SUMMARY,
         bound=getattr(module, "BOUND", None),
-        source=f"builtin:{Path(module.__file__).name}",
+        source=f"builtin:{Path(module.__file__ or module.__name__).name}",
         has_backward=hasattr(module, "grad_flops"),
         grad_check_shape=getattr(module, "check_grad_shape", None),
         grad_flops=getattr(module, "grad_flops", None),

@@ -9,9 +9,12 @@ kernel with a backward is drawn twice, forward and backward (its own FLOP and by
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from workbench.kernels.harness import KernelResult
 
 # Representative sizes used to place each built-in kernel when no result is given.
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -49,7 +52,6 @@ def plot_roofline(service: Any, results: Iterable[Any] | None, *, device: str, d
     import numpy as np
 
     from workbench.inventory.catalog import lookup
-    from workbench.kernels.harness import CATALOG_DTYPES
 
     spec = lookup(device)
     peak = spec.peak_flops_for(CATALOG_DTYPES.get(dtype, dtype))
@@ -75,3 +77,40 @@ def plot_roofline(service: Any, results: Iterable[Any] | None, *, device: str, d
     ax.set_title(f"Roofline of {spec.name} ({dtype}); ridge at {ridge:.0f} FLOP/byte")
     ax.legend(fontsize=7, loc="lower right")
     return ax.figure
+
+
+CATALOG_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def place_on_roofline(result: KernelResult, device_spec: Any, measured_gbps: float | None = None) -> KernelResult:
+    """Fill the roofline fields of a timed result from a catalog DeviceSpec (and a measured bandwidth).
+
+    attainable = min(peak FLOP/s of the dtype, intensity x memory bandwidth); the fractions are
+    the achieved figures over the catalog's.
+    """
+    if device_spec is None:
+        return result
+    bandwidth = device_spec.memory_bandwidth_bps
+    peak = device_spec.peak_flops_for(CATALOG_DTYPES.get(result.dtype, result.dtype))
+    if bandwidth:
+        result.peak_gbps = bandwidth / 1e9
+        if result.gbps is not None:
+            result.fraction_of_peak_bandwidth = result.gbps / result.peak_gbps
+    if peak:
+        result.peak_tflops = peak / 1e12
+        if result.tflops is not None:
+            result.fraction_of_peak_flops = result.tflops / result.peak_tflops
+    if bandwidth and peak and result.arithmetic_intensity:
+        result.attainable_tflops = min(peak, result.arithmetic_intensity * bandwidth) / 1e12
+        if result.tflops is not None:
+            result.fraction_of_roofline = result.tflops / result.attainable_tflops
+    if measured_gbps:
+        result.measured_gbps = measured_gbps
+        if result.gbps is not None:
+            result.fraction_of_measured_bandwidth = result.gbps / measured_gbps
+    return result
+
+
+def attainable(intensity: float, peak_flops: float, bandwidth_bps: float) -> float:
+    """The roofline: the FLOP/s a kernel of this arithmetic intensity can reach."""
+    return min(peak_flops, intensity * bandwidth_bps)

@@ -13,6 +13,7 @@ Every result is also written to the store (table `kernel_results`) for the dashb
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import html
@@ -37,7 +38,7 @@ from workbench.kernels.registry import BACKENDS, PASSES, KernelSpec, builtin_nam
 WORKER_TIMEOUT_S = 1800
 
 
-class KernelList(list):
+class KernelList(list[KernelSpec]):
     """The kernels known to this workbench, one entry per (name, backend)."""
 
     def __repr__(self) -> str:
@@ -68,7 +69,7 @@ class KernelService:
         specs = [self._user.get(s.key, s) for s in specs]
         return KernelList(specs)
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return sorted({s.name for s in self.list()})
 
     def spec(self, name: str, backend: str = "triton") -> KernelSpec:
@@ -101,7 +102,7 @@ class KernelService:
         *,
         like: str | None = None,
         reference: Callable[..., Any] | None = None,
-        make_inputs: Callable[..., tuple] | None = None,
+        make_inputs: Callable[..., tuple[Any, ...]] | None = None,
         shapes: Sequence[Sequence[int]] | None = None,
         dtypes: Sequence[str] | None = None,
         flops: Callable[..., int] | None = None,
@@ -228,7 +229,7 @@ class KernelService:
         job_options.setdefault("name", f"kernels {what} {' '.join(names)}"[:100])
         return self.wb.jobs.submit(run_kernels, slice=slice, params=params, **job_options)
 
-    def _run(self, what: str, name: Any, backend: str | None, shapes: Any, dtypes: Any, *, passes: list[str] | None = None,
+    def _run(self, what: str, name: Any, backend: str | None, shapes: Any, dtypes: Any, *, passes: builtins.list[str] | None = None,
              seed: int | None = None, baseline: bool = True, save: bool = True) -> KernelResults:
         names = self._names(name)
         backends = self._backends(backend)
@@ -240,7 +241,7 @@ class KernelService:
         in_worker = [s for s in specs if s.backend == "triton" and s.source.startswith("builtin") and not _triton_here()]
         here = [s for s in specs if s not in in_worker]
         worker = _start_worker(what, [s.name for s in in_worker], shape_list, dtype_list, passes, seed, baseline) if in_worker else None
-        by_key: dict[tuple[str, str], list[KernelResult]] = {}
+        by_key: dict[tuple[str, str], builtins.list[KernelResult]] = {}
         for spec in here:
             where = "gpu" if not _interpreted(spec.backend) else "cpu"
             cases = cases_for(spec, where, what=what, shapes=shape_list, dtypes=dtype_list, passes=passes)
@@ -256,7 +257,7 @@ class KernelService:
             self._save(results)
         return results
 
-    def _names(self, name: Any) -> list[str]:
+    def _names(self, name: Any) -> builtins.list[str]:
         if name is None:
             return self.names()
         names = [name] if isinstance(name, str) else list(name)
@@ -286,7 +287,7 @@ class KernelService:
                 shape=(r.shape + "".join(f",{k}={v}" for k, v in r.params.items())
                        + (",pass=bwd" if r.pass_ == "bwd" else ""))[:200],
                 device_model=r.device, interpreted=r.interpreted, ok=r.ok, max_abs_err=r.max_abs_err,
-                max_rel_err=r.max_rel_err, skipped_reason=(r.error or r.skipped_reason or None) and (r.error or r.skipped_reason)[:2000],
+                max_rel_err=r.max_rel_err, skipped_reason=(r.error or r.skipped_reason or "")[:2000] or None,
                 median_ms=r.median_ms, gbps=r.gbps, tflops=r.tflops, baseline_ms=r.baseline_ms, owner=self.wb.user,
             )
             for r in results
@@ -296,7 +297,7 @@ class KernelService:
         with self.wb.store.session() as session:
             session.add_all(rows)
 
-    def results(self, kernel: str | None = None, what: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def results(self, kernel: str | None = None, what: str | None = None, limit: int = 200) -> builtins.list[dict[str, Any]]:
         """Stored results, newest first."""
         from sqlalchemy import select
 
@@ -364,7 +365,7 @@ def _interpreted(backend: str) -> bool:
 
 
 def _start_worker(what: str, names: list[str], shapes: Any, dtypes: Any, passes: list[str] | None, seed: int | None,
-                  baseline: bool) -> subprocess.Popen:
+                  baseline: bool) -> subprocess.Popen[str]:
     request = {"what": what, "kernels": names, "shapes": None if shapes is None else [list(s) for s in shapes],
                "dtypes": dtypes, "passes": passes, "seed": seed, "baseline": baseline}
     env = dict(os.environ)
@@ -374,7 +375,7 @@ def _start_worker(what: str, names: list[str], shapes: Any, dtypes: Any, passes:
     )
 
 
-def _finish_worker(process: subprocess.Popen, names: list[str], what: str) -> list[KernelResult]:
+def _finish_worker(process: subprocess.Popen[str], names: list[str], what: str) -> list[KernelResult]:
     from workbench.kernels._worker import MARKER
 
     try:
@@ -423,7 +424,10 @@ def _refusing_gradients(spec: KernelSpec, kernel: Callable[..., Any]) -> Callabl
             def refuse(*arrays: Any) -> Any:
                 raise InvalidRequest(spec.no_backward())
 
-            call.defvjp(refuse, lambda saved, grad: None)
+            def never(saved: Any, grad: Any) -> tuple[Any, ...]:
+                return ()  # never called: the forward (`refuse`) raises first
+
+            call.defvjp(refuse, never)
             return call(*args)
 
     return functools.update_wrapper(guarded, kernel)

@@ -15,17 +15,28 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from workbench.profiles.breakdown import (
+    HTA_TYPES, KERNEL_CATEGORIES, _categories, hta_breakdown, hta_kernel_type, kernel_category,
+)
+from workbench.profiles.compare import compare
 from workbench.profiles.ingest import GPU_CATEGORIES
-
+from workbench.profiles.masks import (
+    _is, _text, complete, contract_gpu_events, gpu_device, gpu_events, valid_duration,
+)
 from workbench.profiles.summary import _num, merge_intervals, summary_of_columns, union_length
 
-__all__ = ["merge_intervals", "summary_of", "union_length"]  # the interval helpers live in `summary`
+# Re-exported: the interval helpers live in `summary`, the breakdown in `breakdown`, the
+# run-vs-run comparison in `compare`, the row masks in `masks`.
+__all__ = [
+    "HTA_TYPES", "KERNEL_CATEGORIES", "compare", "complete", "contract_gpu_events", "gpu_device", "gpu_events",
+    "hta_breakdown", "hta_kernel_type", "kernel_category", "merge_intervals", "summary_of", "union_length",
+    "valid_duration",
+]
 
 
 def _intersection_length(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
@@ -33,53 +44,6 @@ def _intersection_length(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, 
     la, lb = float((a[1] - a[0]).sum()), float((b[1] - b[0]).sum())
     both = union_length(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
     return la + lb - both
-
-
-# -- masks ----------------------------------------------------------------------------------------
-
-
-def _is(df: pd.DataFrame, column: str, values: str | Sequence[str]) -> np.ndarray:
-    col = df[column]
-    if isinstance(values, str):
-        return (col == values).to_numpy(dtype=bool, na_value=False)
-    return col.isin(values).to_numpy(dtype=bool)
-
-
-def _text(df: pd.DataFrame, column: str, mask: Any) -> np.ndarray:
-    """The strings of a categorical column at `mask`, as an object array ('' where missing).
-
-    (Never `.astype(str)`: numpy would make a fixed-width array as wide as the longest name.)"""
-    col = df[column]
-    codes = col.cat.codes.to_numpy()[mask]
-    cats = np.append(col.cat.categories.to_numpy(dtype=object), "")
-    return cats[np.where(codes < 0, len(cats) - 1, codes)]
-
-
-def valid_duration(df: pd.DataFrame) -> np.ndarray:
-    d = df["dur_us"].to_numpy()
-    t = df["ts_us"].to_numpy()
-    return np.isfinite(d) & (d >= 0) & np.isfinite(t)
-
-
-def complete(df: pd.DataFrame) -> np.ndarray:
-    return _is(df, "ph", "X")
-
-
-def contract_gpu_events(df: pd.DataFrame) -> np.ndarray:
-    """The summary contract's GPU work: ph X with cat kernel, gpu_memcpy or gpu_memset."""
-    return complete(df) & _is(df, "cat", GPU_CATEGORIES) & valid_duration(df)
-
-
-def gpu_events(df: pd.DataFrame) -> np.ndarray:
-    """GPU work for the analyses: the contract's, plus JAX/XLA device-lane events (no category,
-    a device assigned at ingest)."""
-    lanes = complete(df) & df["cat"].isna().to_numpy() & (df["device"].to_numpy() >= 0) & valid_duration(df)
-    return contract_gpu_events(df) | lanes
-
-
-def gpu_device(df: pd.DataFrame) -> np.ndarray:
-    dev = df["device"].to_numpy().astype(np.int64)
-    return np.where(dev >= 0, dev, df["pid"].to_numpy())
 
 
 # -- summary (contract) ---------------------------------------------------------------------------
@@ -90,168 +54,6 @@ def summary_of(df: pd.DataFrame, meta: dict[str, Any], *, top: int = 20) -> dict
     columns: dict[str, Any] = {c: (df[c].cat.codes.to_numpy(), list(df[c].cat.categories)) for c in ("ph", "cat", "name")}
     columns.update({c: df[c].to_numpy() for c in ("ts_us", "dur_us", "device", "pid")})
     return summary_of_columns(columns, dict(meta, events=meta.get("events", len(df))), top=top)
-
-
-# -- kernel classification ------------------------------------------------------------------------
-
-# HolisticTraceAnalysis 0.5 (hta/utils/utils.py): the regexes are matched with re.match.
-_HTA_COMM = re.compile(r"^nccl.*Kernel")
-_HTA_MEMORY = re.compile(r"(^Memcpy)|(^Memset)|(^dma)")
-_HTA_NOT_COMPUTE = re.compile(r"(^nccl.*Kernel)|(.*(Memcpy)|(Memset))|(.*Sync)")
-HTA_TYPES = ("COMPUTATION", "COMMUNICATION", "MEMORY")
-
-
-def hta_kernel_type(name: str) -> str:
-    """HTA's COMMUNICATION / MEMORY / COMPUTATION / OTHER (its `get_kernel_type`)."""
-    if _HTA_COMM.match(name):
-        return "COMMUNICATION"
-    if _HTA_MEMORY.match(name):
-        return "MEMORY"
-    if not _HTA_NOT_COMPUTE.match(name):
-        return "COMPUTATION"
-    return "OTHER"
-
-
-_CATEGORY_RULES = (
-    ("communication", re.compile(r"nccl|rccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|sendrecv|broadcast|c10d", re.IGNORECASE)),
-    ("memory", re.compile(r"^(Memcpy|Memset|dma)|memcpy|memset|copy_kernel|CatArrayBatchedCopy|fill_kernel", re.IGNORECASE)),
-    ("gemm", re.compile(r"gemm|matmul|cutlass|cublas|xmma|wgmma|hmma|dot_product|conv|bmm|_mm_|triton_.*mm", re.IGNORECASE)),
-    ("elementwise", re.compile(r"elementwise|pointwise|triton_poi|vectorized|unrolled|functor|activation|relu|gelu|sigmoid|tanh|add_kernel|mul_kernel", re.IGNORECASE)),
-)
-KERNEL_CATEGORIES = ("gemm", "communication", "memory", "elementwise", "other")
-
-
-def kernel_category(name: str, cat: str | None = None) -> str:
-    """gemm, communication, memory, elementwise or other (our finer split for the breakdown view)."""
-    if cat in ("gpu_memcpy", "gpu_memset"):
-        return "memory"
-    for label, rule in _CATEGORY_RULES:
-        if rule.search(name):
-            return label
-    return "other"
-
-
-def _categories(names: np.ndarray, cats: np.ndarray) -> np.ndarray:
-    """`kernel_category` per event, computed once per distinct (name, cat)."""
-    if len(names) == 0:
-        return np.array([], dtype=object)
-    keys = pd.MultiIndex.from_arrays([names, cats])
-    codes, uniq = pd.factorize(keys)
-    labels = np.array([kernel_category(n, c) for n, c in uniq], dtype=object)
-    return labels[codes]
-
-
-def _map_names(names: np.ndarray, fn: Any) -> np.ndarray:
-    codes, uniq = pd.factorize(names)
-    return np.array([fn(str(u)) for u in uniq], dtype=object)[codes]
-
-
-# -- HTA temporal and kernel-type breakdown (contract) -------------------------------------------
-
-
-def _hta_kernels(df: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
-    """The rows HTA 0.5 treats as GPU kernels after `TraceAnalysis(...)` loads one rank.
-
-    HTA's load keeps events with a duration and a category (not "Trace"); on traces whose
-    timestamps are floats it rounds each event inward to whole microseconds (ts up, end down).
-    When the trace has at least two ProfilerStep names it keeps only CPU events that start before
-    the last ProfilerStep and the GPU kernels correlated with them (its step window: the last,
-    possibly incomplete, step is dropped). Its breakdowns then take every row whose stream is not
-    -1 as a GPU kernel.
-    """
-    dur = df["dur_us"].to_numpy()
-    cat = df["cat"]
-    # HTA keeps negative durations and its sums go wrong; we leave them out (and say so).
-    keep = np.isfinite(dur) & (dur >= 0) & cat.notna().to_numpy() & ~_is(df, "cat", "Trace")
-    ts = df["ts_us"].to_numpy()[keep]
-    dur = dur[keep]
-    if meta.get("ts_is_float"):
-        end = np.floor(ts + dur)
-        ts = np.ceil(ts)
-        dur = end - ts
-    names = df["name"].to_numpy()[keep]
-    stream = df["stream"].to_numpy()[keep]
-    corr = df["correlation"].to_numpy()[keep]
-    name_str = pd.Series(names, dtype=object)
-    sync = name_str.isin(["Event Sync", "Context Sync"]).to_numpy()
-    is_gpu = ((stream >= 0) & (corr >= 0)) | sync
-
-    symbols = set(pd.unique(name_str.dropna())) | set(pd.unique(cat[keep].dropna().astype(str)))
-    steps = {s for s in symbols if "ProfilerStep" in str(s)}
-    rows = np.ones(len(ts), dtype=bool)
-    if len(steps) >= 2:
-        cpu = ~is_gpu
-        step_rows = cpu & name_str.isin(steps).to_numpy()
-        last_start = ts[step_rows].max() if step_rows.any() else np.nan
-        cpu_kept = cpu & (ts < last_start)
-        gpu_kept = is_gpu & np.isin(corr, corr[cpu_kept])
-        rows = cpu_kept | gpu_kept
-    k = rows & (stream != -1)
-    return pd.DataFrame({"name": names[k], "ts": ts[k], "end": ts[k] + dur[k]})
-
-
-def hta_breakdown(df: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
-    """HTA 0.5's `get_temporal_breakdown` and `get_gpu_kernel_breakdown(include_memory_kernels=True)`.
-
-    temporal: over the span from the first kernel start to the last kernel end, idle = span minus
-    the union of all kernels; compute = union of COMPUTATION kernels; non-compute = the rest.
-    kernel_types_us: a sweep over the unions of COMPUTATION, COMMUNICATION and MEMORY kernels;
-    time when exactly one type runs goes to that type, time when several run goes to HTA's
-    "A overlapping B" labels (in `kernel_types_overlap_us`). As in HTA each sweep segment is
-    truncated to whole microseconds.
-    """
-    k = _hta_kernels(df, meta)
-    negative = int((df["dur_us"].to_numpy() < 0).sum())
-    out: dict[str, Any] = {
-        "temporal": {"idle_pct": 0, "compute_pct": 0, "non_compute_pct": 0, "idle_us": 0, "compute_us": 0,
-                     "non_compute_us": 0, "kernel_span_us": 0},
-        "kernel_types_us": dict.fromkeys(HTA_TYPES, 0),
-        "kernel_types_overlap_us": {},
-        "kernel_types_pct": {},
-        "gpu_kernels": len(k),
-    }
-    if negative:
-        out["note"] = f"{negative} events with a negative duration were left out"
-    if k.empty:
-        out["note"] = "no GPU kernels in the trace (HTA raises an error here)"
-        return out
-    types = _map_names(k["name"].to_numpy(), hta_kernel_type)
-    ts, end = k["ts"].to_numpy(), k["end"].to_numpy()
-    ms, me = merge_intervals(ts, end)
-    span = float(me[-1] - ms[0])
-    run = float((me - ms).sum())
-    idle = span - run
-    comp = types == "COMPUTATION"
-    compute = union_length(ts[comp], end[comp])
-    non_compute = span - compute - idle
-    pct = (lambda v: round(100.0 * v / span, 2)) if span > 0 else (lambda v: 0)
-    out["temporal"] = {
-        "idle_pct": pct(idle), "compute_pct": pct(compute), "non_compute_pct": pct(non_compute),
-        "idle_us": _num(idle), "compute_us": _num(compute), "non_compute_us": _num(non_compute),
-        "kernel_span_us": _num(span),
-    }
-
-    times, deltas = [], []
-    for bit, kind in enumerate(HTA_TYPES):
-        m = types == kind
-        s, e = merge_intervals(ts[m], end[m])
-        times += [s, e]
-        deltas += [np.full(len(s), 1 << bit), np.full(len(e), -(1 << bit))]
-    t = np.concatenate(times)
-    dlt = np.concatenate(deltas)
-    order = np.argsort(t, kind="stable")
-    t, dlt = t[order], dlt[order]
-    running = np.cumsum(dlt)
-    seg = np.trunc(np.append(t[1:] - t[:-1], 0.0))
-    totals: dict[str, float] = {}
-    for value in np.unique(running[running > 0]):
-        label = " overlapping ".join(kind for bit, kind in enumerate(HTA_TYPES) if value & (1 << bit))
-        totals[label] = float(seg[running == value].sum())
-    grand = sum(totals.values())
-    out["kernel_types_us"] = {kind: _num(totals.get(kind, 0.0)) for kind in HTA_TYPES}
-    out["kernel_types_overlap_us"] = {k2: _num(v) for k2, v in totals.items() if k2 not in HTA_TYPES}
-    out["kernel_types_pct"] = {k2: round(100 * v / grand, 1) if grand else 0 for k2, v in totals.items()}
-    return out
 
 
 # -- kernels ----------------------------------------------------------------------------------------
@@ -607,54 +409,3 @@ def stragglers(frames: dict[int, pd.DataFrame], metas: dict[int, dict[str, Any]]
     out["wait_caused_us"] = out["rank"].map(caused)
     out["straggler"] = out["late_arrivals"] == out["late_arrivals"].max() if len(out) > 1 else False
     return out
-
-
-# -- run-vs-run -----------------------------------------------------------------------------------
-
-
-def _totals(df: pd.DataFrame, by: str) -> pd.DataFrame:
-    x = complete(df) & valid_duration(df)
-    is_gpu = x & _is(df, "cat", GPU_CATEGORIES)
-    is_op = x & _is(df, "cat", ("cpu_op",))
-    m = is_gpu | is_op
-    names = _text(df, "name", m)
-    kinds = np.where(is_gpu[m], "kernel", "operator")
-    if by == "category":
-        keep = kinds == "kernel"
-        names = _categories(names[keep], _text(df, "cat", m)[keep])
-        kinds = kinds[keep]
-        m = np.flatnonzero(m)[keep]
-    sub = pd.DataFrame({"kind": kinds, "name": names, "dur_us": df["dur_us"].to_numpy()[m]})
-    return sub.groupby(["kind", "name"], sort=False)["dur_us"].agg(count="count", total_us="sum")
-
-
-def compare(a: pd.DataFrame, b: pd.DataFrame, *, by: str = "name", min_delta_us: float = 10.0,
-            tolerance: float = 0.05) -> pd.DataFrame:
-    """Operators and kernels of run `a` against run `b`: what got slower or faster, by how much,
-    and what appeared (`new`) or vanished.
-
-    `by="name"` compares names; `by="category"` compares the GPU kernels' categories (gemm,
-    communication, memory, elementwise, other; useful across GPU generations, whose kernels have
-    different names). A row is `slower`/`faster` when its total
-    changed by more than `tolerance` and `min_delta_us`, else `same`.
-    """
-    if by not in ("name", "category"):
-        from workbench.errors import InvalidRequest
-
-        raise InvalidRequest(f"compare by={by!r} is not supported; valid: 'name', 'category'")
-    ta, tb = _totals(a, by), _totals(b, by)
-    j = ta.join(tb, how="outer", lsuffix="_a", rsuffix="_b").fillna(0).reset_index()
-    j["count_a"] = j["count_a"].astype(int)
-    j["count_b"] = j["count_b"].astype(int)
-    j["delta_us"] = j["total_us_b"] - j["total_us_a"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        j["ratio"] = np.where(j["total_us_a"] > 0, j["total_us_b"] / j["total_us_a"], np.inf)
-    status = np.full(len(j), "same", dtype=object)
-    changed = (j["delta_us"].abs() >= min_delta_us) & ((j["ratio"] - 1).abs() > tolerance)
-    status[changed & (j["delta_us"] > 0)] = "slower"
-    status[changed & (j["delta_us"] < 0)] = "faster"
-    status[(j["count_a"] == 0) & (j["count_b"] > 0)] = "new"
-    status[(j["count_a"] > 0) & (j["count_b"] == 0)] = "vanished"
-    j["status"] = status
-    j = j.reindex(j["delta_us"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
-    return j[["kind", "name", "status", "count_a", "count_b", "total_us_a", "total_us_b", "delta_us", "ratio"]]

@@ -162,7 +162,7 @@ def _jax_capture(cap: Capture, out: Path, label: str) -> Iterator[None]:
         yield
     finally:
         with output_to(out / PROFILER_LOG):
-            jax.profiler.stop_trace()
+            jax.profiler.stop_trace()  # type: ignore[no-untyped-call]  # jax leaves it unannotated
     found = sorted(log_dir.glob("plugins/profile/*/*.trace.json.gz"), key=lambda p: p.stat().st_mtime)
     if not found:
         found = sorted(log_dir.glob("plugins/profile/*/perfetto_trace.json.gz"), key=lambda p: p.stat().st_mtime)

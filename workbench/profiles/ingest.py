@@ -190,7 +190,8 @@ def _id_column(events: list[Any], getter: Any, labels: dict[int, str]) -> np.nda
             pass
     codes, uniq = _factor(events, getter)
     ids = _ids(uniq, labels) if uniq else np.zeros(0, dtype=np.int64)
-    return np.append(ids, 0)[codes]  # code -1 (missing) -> 0
+    out: np.ndarray = np.append(ids, 0)[codes]  # code -1 (missing) -> 0
+    return out
 
 
 def _ids(values: list[Any], labels: dict[int, str]) -> np.ndarray:
@@ -241,11 +242,11 @@ def _float_column(events: list[Any], getter: Any) -> tuple[np.ndarray, bool]:
     return _floats(list(map(getter, events)))
 
 
-def _geometry_codes(values: list[Any]) -> tuple[np.ndarray, list[str]]:
+def _geometry_codes(values: list[Any]) -> tuple[np.ndarray, list[str | None]]:
     """Launch geometries ([x, y, z] lists, or text) as codes of "x,y,z" categories."""
     keys = [tuple(v) if type(v) is list else v for v in values]
     codes, uniq = _intern(keys)
-    return codes, [_geometry(list(u) if type(u) is tuple else u) for u in uniq]
+    return codes, [_geometry(list(u) if isinstance(u, tuple) else u) for u in uniq]
 
 
 def _geometry(v: Any) -> str | None:
@@ -310,8 +311,8 @@ def _chunk_columns(events: list[_Event], state: _State) -> dict[str, Any]:
     launched = [i for i, g in enumerate(grids) if g is not None]
     grid_codes = np.full(n, -1, dtype=np.int32)
     block_codes = np.full(n, -1, dtype=np.int32)
-    grid_cats: list[str] = []
-    block_cats: list[str] = []
+    grid_cats: list[str | None] = []
+    block_cats: list[str | None] = []
     if launched:
         at = rows[launched]
         grid_codes[at], grid_cats = _geometry_codes([grids[i] for i in launched])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from workbench.errors import NotFound
 from workbench.profiles.profile import Profile
 
 if TYPE_CHECKING:
+    from workbench.profiles.capture import Capture
     from workbench.profiles.ranks import Ranks
 
 ProfileRef = Profile | str | os.PathLike[str]
@@ -107,14 +109,14 @@ class ProfileService:
     def compare(self, a: ProfileRef, b: ProfileRef, *, by: str = "name", **kwargs: Any) -> pd.DataFrame:
         return self.resolve(a).compare(self.resolve(b), by=by, **kwargs)
 
-    def stragglers(self, ranks: dict[int, ProfileRef] | list[ProfileRef]) -> pd.DataFrame:
+    def stragglers(self, ranks: dict[int, ProfileRef] | builtins.list[ProfileRef]) -> pd.DataFrame:
         """Multi-rank comparison: which rank the others wait for (see `analysis.stragglers`)."""
         from workbench.profiles.analysis import stragglers
 
         items = ranks.items() if isinstance(ranks, dict) else enumerate(ranks)
         return stragglers({int(r): self.resolve(p).events for r, p in items})
 
-    def load_ranks(self, folder_or_paths: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
+    def load_ranks(self, folder_or_paths: str | os.PathLike[str] | builtins.list[str | os.PathLike[str]], *,
                    parallel: int | None = None, slice_spec: str = "cpu:1", limits: Any = None) -> Ranks:
         """Ingest one trace per rank as tasks on the workbench's Dask cluster, then the
         multi-rank analyses: per-rank summary and temporal breakdown, the straggler (the rank
@@ -135,7 +137,7 @@ class ProfileService:
         want = max(1, min(len(paths), parallel or os.cpu_count() or 1))
         leases = [self.wb.slices.request(slice_spec, wait=True, timeout_s=300)]
         backend = self.wb.jobs.backend
-        futures: list[Any] = []
+        futures: builtins.list[Any] = []
         try:
             for _ in range(want - 1):
                 try:
@@ -164,7 +166,7 @@ class ProfileService:
     # -- capture -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def capture(self, framework: str = "torch", name: str | None = None, *, job_id: str | None = None,
-                out_dir: str | os.PathLike[str] | None = None, **options: Any) -> Iterator[Any]:
+                out_dir: str | os.PathLike[str] | None = None, **options: Any) -> Iterator[Capture]:
         """`with wb.profile() as p:` profiles the block, then registers the trace; afterwards
         `p.profile` is the stored `Profile` and `p.summary()`, `p.timeline()`... work on it."""
         from workbench.profiles.capture import capture_trace
@@ -172,6 +174,8 @@ class ProfileService:
         target = Path(out_dir) if out_dir is not None else Path(self.wb.settings.traces_dir)
         with capture_trace(framework, target, name=name, **options) as cap:
             yield cap
+        if cap.path is None:  # capture_trace sets it when the block ends; a missing one is a bug there
+            raise RuntimeError(f"the {framework} capture wrote no trace under {target}")
         cap.profile = self.register(cap.path, name=name or cap.path.name, job_id=job_id, device=cap.device,
                                     framework=framework)
 

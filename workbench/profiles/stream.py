@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import types
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,9 +34,11 @@ if TYPE_CHECKING:
     from workbench.profiles.ingest import _Event, _Trace
 
 try:  # ISA-L's inflate is about twice as fast as zlib's; the same API, so zlib is the fallback
-    from isal import isal_zlib as _gzip
+    from isal import isal_zlib
+
+    _gzip: types.ModuleType = isal_zlib
 except ImportError:  # pragma: no cover - isal is a dependency, but a wheel may be missing
-    _gzip = zlib  # type: ignore[assignment]
+    _gzip = zlib
 
 READ_BYTES = 1 << 20  # one read(2) of the file
 INFLATE_BYTES = 4 << 20  # at most this much JSON text out of one inflate call
@@ -343,7 +346,7 @@ def _locate(buf: bytearray, end: int, label: str, offset: int, exc: BaseExceptio
     return _not_json(label, offset + good, exc)
 
 
-def _chunk_decoder() -> msgspec.json.Decoder:
+def _chunk_decoder() -> msgspec.json.Decoder[Any]:
     from workbench.profiles.ingest import _CHUNK_DECODER
 
     return _CHUNK_DECODER

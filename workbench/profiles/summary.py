@@ -47,7 +47,8 @@ def _is(coded: tuple[np.ndarray, list[Any]], *values: str) -> np.ndarray:
     codes, cats = coded
     table = np.zeros(len(cats) + 1, dtype=bool)  # the last entry answers code -1 (missing)
     table[[i for i, c in enumerate(cats) if c in values]] = True
-    return table[codes]
+    out: np.ndarray = table[codes]
+    return out
 
 
 def summary_of_columns(columns: dict[str, Any], meta: dict[str, Any], *, top: int = 20) -> dict[str, Any]:

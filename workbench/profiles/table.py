@@ -190,7 +190,9 @@ def summarize(path: str | os.PathLike[str], *, fallback_dir: str | os.PathLike[s
     if target.exists():
         meta = read_cached_meta(target)
         if meta is not None and "summary" in meta:
-            return meta["summary"]
-    return _ingest(p, key, target, None)[1]["summary"]
+            summary: dict[str, Any] = meta["summary"]
+            return summary
+    summary = _ingest(p, key, target, None)[1]["summary"]
+    return summary
 
 

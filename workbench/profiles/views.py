@@ -20,6 +20,7 @@ import pandas as pd
 
 from workbench.errors import InvalidRequest
 from workbench.profiles import analysis
+from workbench.profiles.masks import _is
 
 _PALETTE = {"kernel": "#2b8cbe", "gpu_memcpy": "#e34a33", "gpu_memset": "#fdbb84", "cpu_op": "#31a354",
             "cuda_runtime": "#756bb1", "cuda_driver": "#9e9ac8", "user_annotation": "#969696",
@@ -140,7 +141,7 @@ class TimelineData:
 
     def __init__(self, df: pd.DataFrame, meta: dict[str, Any], start_us: float | None = None,
                  end_us: float | None = None) -> None:
-        mask = analysis.complete(df) & analysis.valid_duration(df) & ~analysis._is(df, "cat", ("Trace",))
+        mask = analysis.complete(df) & analysis.valid_duration(df) & ~_is(df, "cat", ("Trace",))
         ts = df["ts_us"].to_numpy()
         origin = float(np.nanmin(ts[mask])) if mask.any() else 0.0
         start = ts[mask] - origin
@@ -227,9 +228,9 @@ def timeline(df: pd.DataFrame, meta: dict[str, Any], *, start_us: float | None =
 
     fig = figure(title=f"{title}: {len(data):,} events in {len(labels)} lanes", width=width,
                  height=min(60 + 22 * max(len(labels), 1), 900), x_axis_label="µs from trace start",
-                 y_range=Range1d(len(labels) - 0.5, -0.5), tools="xwheel_zoom,xpan,box_zoom,reset,save",
+                 y_range=Range1d(start=len(labels) - 0.5, end=-0.5), tools="xwheel_zoom,xpan,box_zoom,reset,save",
                  active_scroll="xwheel_zoom", output_backend="webgl", name="wb-timeline")
-    fig.x_range = Range1d(x0 - 0.01 * span, x0 + 1.01 * span)
+    fig.x_range = Range1d(start=x0 - 0.01 * span, end=x0 + 1.01 * span)
     ov_seg = fig.segment(x0="start", x1="end", y0="lane", y1="lane", source=overview, line_width=12, line_color="#4a6fa5")
     det = fig.segment(x0="start", x1="end", y0="lane", y1="lane", source=detail, line_width=12, line_color="color")
     fig.yaxis.ticker = list(range(len(labels)))
@@ -271,12 +272,12 @@ def _short(name: str, n: int = 60) -> str:
 
 
 def _hbar(labels: list[str], values: list[float], title: str, x_label: str, colors: list[str] | None = None) -> Any:
-    from bokeh.models import ColumnDataSource
+    from bokeh.models import ColumnDataSource, FactorRange
     from bokeh.plotting import figure
 
     labels = [_short(str(x)) for x in labels]
     src = ColumnDataSource({"label": labels, "value": values, "color": colors or ["#2b8cbe"] * len(values)})
-    fig = figure(y_range=list(reversed(labels)), title=title, width=900, height=60 + 24 * max(len(labels), 1),
+    fig = figure(y_range=FactorRange(factors=list(reversed(labels))), title=title, width=900, height=60 + 24 * max(len(labels), 1),
                  x_axis_label=x_label, tools="save,hover", tooltips=[("", "@label"), ("value", "@value{0,0.0}")])
     fig.hbar(y="label", right="value", height=0.7, color="color", source=src)
     return fig
@@ -365,7 +366,8 @@ def export_slice(source: str | os.PathLike[str], target: str | os.PathLike[str],
         ts = e.get("ts")
         if not isinstance(ts, int | float):
             continue
-        dur = e.get("dur") if isinstance(e.get("dur"), int | float) else 0
+        dur = e.get("dur")
+        dur = dur if isinstance(dur, int | float) else 0
         if ts < hi and ts + max(dur, 0) >= lo:
             kept.append(e)
     data["traceEvents"] = kept

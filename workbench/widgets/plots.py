@@ -29,7 +29,7 @@ def roofline_figure(wb: Any, device: str = "H100-80GB", dtype: str = "float16", 
     from bokeh.plotting import figure
 
     from workbench.inventory.catalog import lookup
-    from workbench.kernels.harness import attainable
+    from workbench.kernels.roofline import attainable
     from workbench.kernels.roofline import roofline_points
 
     spec = lookup(device)

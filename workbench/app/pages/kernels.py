@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import panel as pn
@@ -12,6 +13,9 @@ import param
 from workbench.app.feed import Feed, Unavailable
 from workbench.widgets.plots import roofline_figure
 from workbench.widgets.render import error_html, esc
+
+if TYPE_CHECKING:
+    from workbench.kernels.harness import KernelResult
 
 RESULT_COLUMNS = ["kernel", "backend", "what", "dtype", "shape", "ok", "max_abs_err", "median_ms", "gbps", "tflops",
                   "baseline_ms", "device_model", "skipped_reason"]
@@ -39,7 +43,7 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def verdict_html(results: list[Any]) -> str:
+def verdict_html(results: Sequence[KernelResult]) -> str:
     """"10 passed, 5 skipped (why)": a skipped case is neither a pass nor a failure, and says why."""
     passed = sum(1 for r in results if r.ok is True)
     failed = sum(1 for r in results if r.ok is False)
@@ -50,7 +54,7 @@ def verdict_html(results: list[Any]) -> str:
     if skipped:
         reasons: dict[str, int] = {}
         for r in skipped:
-            reason = getattr(r, "skipped_reason", None) or "no reason given"
+            reason = r.skipped_reason or "no reason given"
             reasons[reason] = reasons.get(reason, 0) + 1
         why = "; ".join(f"{esc(reason)}" + (f" ×{n}" if n > 1 else "") for reason, n in reasons.items())
         parts.append(f"{len(skipped)} skipped <span class='wb-skip-why'>({why})</span>")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import panel as pn
@@ -10,6 +10,9 @@ import param
 
 from workbench.app.feed import Feed, Unavailable
 from workbench.widgets.render import error_html, esc
+
+if TYPE_CHECKING:
+    from workbench.profiles.profile import Profile
 
 
 def as_frame(value: Any) -> pd.DataFrame | None:
@@ -54,14 +57,13 @@ def top_kernels(profile: Any) -> pn.viewable.Viewable:
     return pn.Column(show(kernels.head(50)), pn.pane.Bokeh(profile.plot("kernels")), sizing_mode="stretch_width")
 
 
-def profile_row(p: Any) -> dict[str, Any]:
-    created = getattr(p, "created_at", None)
+def profile_row(p: Profile) -> dict[str, Any]:
     return {
         "id": p.id,
-        "name": getattr(p, "name", None) or getattr(p, "label", None) or "",
-        "job": getattr(p, "job_id", None) or "",
-        "source": str(getattr(p, "source", None) or getattr(p, "path", None) or ""),
-        "created": created.strftime("%Y-%m-%d %H:%M:%S") if created is not None else "",
+        "name": p.name or "",
+        "job": p.job_id or "",
+        "source": str(p.path),
+        "created": p.created_at.strftime("%Y-%m-%d %H:%M:%S") if p.created_at is not None else "",
     }
 
 
