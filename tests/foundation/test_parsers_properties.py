@@ -110,7 +110,7 @@ def test_sizes_round_trip_or_are_refused_in_one_line(value: str | int) -> None:
 
 def test_one_duration_grammar_for_jobs_and_energy() -> None:
     from workbench.energy.schedule import parse_duration_s as energy_duration
-    from workbench.jobs.service import parse_duration
+    from workbench.jobs.targets import parse_duration
 
     for text in ("1w", "90s", "1.5d", "250ms"):
         assert parse_duration(text, "--timeout") == energy_duration(text) == parse_duration_s(text)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, get_args
 
 from workbench.records import ServiceRecord, as_utc, html_card, html_table
 from workbench.units import format_energy_j
@@ -18,9 +18,13 @@ if TYPE_CHECKING:
     from workbench.jobs.service import JobService
     from workbench.store.models.jobs import JobRow
 
-STATES = ("queued", "allocating", "running", "succeeded", "failed", "cancelled", "preempted")
-ACTIVE_STATES = ("queued", "allocating", "running")
-TERMINAL_STATES = ("succeeded", "failed", "cancelled", "preempted")
+# The job states, defined once: the strings are those of the database and the wire.
+ActiveJobState = Literal["queued", "allocating", "running"]
+TerminalJobState = Literal["succeeded", "failed", "cancelled", "preempted"]
+JobState = Literal[ActiveJobState, TerminalJobState]
+STATES: tuple[str, ...] = get_args(ActiveJobState) + get_args(TerminalJobState)
+ACTIVE_STATES: tuple[str, ...] = get_args(ActiveJobState)
+TERMINAL_STATES: tuple[str, ...] = get_args(TerminalJobState)
 _COLORS = {"queued": "#1565c0", "allocating": "#6a1b9a", "running": "#ef6c00", "succeeded": "#2e7d32",
            "failed": "#c62828", "cancelled": "#616161", "preempted": "#795548"}
 

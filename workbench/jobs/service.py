@@ -57,27 +57,22 @@ from workbench.jobs.job import (
     JobList,
     iter_chunks,
 )
+from workbench.jobs.targets import check_framework, check_target, parse_duration
 from workbench.records import as_utc
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.jobs import JobEventRow, JobRow
-from workbench.units import check_name, check_priority, check_retries, parse_duration_s
+from workbench.units import check_name, check_priority, check_retries
 
 if TYPE_CHECKING:
     from workbench.api import Workbench
     from workbench.jobs.backend import DaskBackend
 
-FRAMEWORKS = ("jax", "torch")
 _TICK_S = 0.2
 _CANCEL_GRACE_S = 3.0
 _DB_POLL_S = 0.5
 _LEASE_CHECK_S = 2.0
 _SCHEDULER_LOST_AFTER_S = 3.0
 _LEASE_RECHECK_S = 1.0
-def parse_duration(value: float | str | dt.timedelta | None, what: str) -> float | None:
-    """Seconds from `30`, `"90s"`, `"5m"`, `"8h"` or a timedelta (the grammar of `workbench.units`); None stays None."""
-    return None if value is None else parse_duration_s(value, what)
-
-
 def _driver_id() -> str:
     import psutil
 
@@ -232,8 +227,8 @@ class JobService:
         """
         if self._closed:
             raise WorkbenchError("this Workbench's job service is closed; create a new Workbench to run jobs")
-        framework = _check_framework(framework)
-        kind, target, fn = _check_target(fn_or_path)
+        framework = check_framework(framework)
+        kind, target, fn = check_target(fn_or_path)
         params = dict(params or {})
         if kind != "callable":
             _check_json(params)
@@ -1032,34 +1027,6 @@ def _close_at_exit(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
     if method is not None:
         with contextlib.suppress(Exception):
             method()
-
-
-def _check_framework(framework: str | None) -> str | None:
-    if framework is None or str(framework).lower() in ("", "none"):
-        return None
-    value = str(framework).lower()
-    if value not in FRAMEWORKS:
-        raise InvalidRequest(f"framework {framework!r} is not supported; valid: 'jax', 'torch' or None")
-    return value
-
-
-def _check_target(fn_or_path: Any) -> tuple[str, str, Callable[..., Any] | None]:
-    if callable(fn_or_path):
-        module = getattr(fn_or_path, "__module__", None) or ""
-        qualname = getattr(fn_or_path, "__qualname__", None) or type(fn_or_path).__name__
-        return "callable", f"{module}.{qualname}".lstrip("."), fn_or_path
-    if not isinstance(fn_or_path, (str, os.PathLike)):
-        raise InvalidRequest(f"a job is a callable, a .py script or a .ipynb notebook, not {type(fn_or_path).__name__}")
-    path = Path(fn_or_path).expanduser()
-    if not path.exists():
-        raise NotFound(f"script {str(fn_or_path)!r} does not exist (looked at {path.resolve()})")
-    if not path.is_file():
-        raise InvalidRequest(f"{path} is a directory; a job is a .py script or a .ipynb notebook")
-    if path.suffix == ".py":
-        return "script", str(path.resolve()), None
-    if path.suffix == ".ipynb":
-        return "notebook", str(path.resolve()), None
-    raise InvalidRequest(f"{path} is neither a .py script nor a .ipynb notebook")
 
 
 def _pickle_callable(fn: Callable[..., Any] | None) -> bytes | None:
