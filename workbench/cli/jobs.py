@@ -234,8 +234,8 @@ def logs(
     wb = get_workbench()
     try:
         if follow:
-            for chunk in wb.jobs.follow_logs(job_id):
-                sys.stdout.write(chunk)
+            for text in wb.jobs.follow_logs(job_id):
+                sys.stdout.write(text)
                 sys.stdout.flush()
         else:
             sys.stdout.write(wb.jobs.logs(job_id))

@@ -6,7 +6,6 @@ import datetime as dt
 import html
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, get_args
@@ -15,6 +14,7 @@ from workbench.records import ServiceRecord, as_utc, html_card, html_table
 from workbench.units import format_energy_j
 
 if TYPE_CHECKING:
+    from workbench.jobs.logs import LogChunk
     from workbench.jobs.service import JobService
     from workbench.store.models.jobs import JobRow
 
@@ -136,6 +136,12 @@ class Job(ServiceRecord):
         self.refresh()
         return None
 
+    def read_log(self, offset: int = 0, limit: int | None = None) -> LogChunk:
+        """The log from byte `offset`, the offset to read next and whether the job has ended (`wb.jobs.read_log`)."""
+        if limit is None:
+            return self._svc().read_log(self.id, offset)
+        return self._svc().read_log(self.id, offset, limit)
+
     def metrics(self) -> Any:
         """What the job logged with `workbench.log`, as an xarray Dataset (dimension `step`); live while it runs."""
         from workbench.jobs import metrics
@@ -246,21 +252,3 @@ class JobList(list):  # type: ignore[type-arg]
 
 def _fmt(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "–"
-
-
-
-
-def iter_chunks(path: Path, is_done: Any, poll_s: float = 0.2) -> Iterator[str]:
-    """Yield a growing file's text as it is written, until `is_done()` and the end is reached."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        while True:
-            chunk = handle.read()
-            if chunk:
-                yield chunk
-                continue
-            if is_done():
-                rest = handle.read()
-                if rest:
-                    yield rest
-                return
-            time.sleep(poll_s)

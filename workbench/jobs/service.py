@@ -55,8 +55,8 @@ from workbench.jobs.job import (
     TERMINAL_STATES,
     Job,
     JobList,
-    iter_chunks,
 )
+from workbench.jobs.logs import LOG_CHUNK_BYTES, LogChunk, read_file
 from workbench.jobs.targets import check_framework, check_target, parse_duration
 from workbench.records import as_utc
 from workbench.store.models.base import new_id, utcnow
@@ -403,19 +403,28 @@ class JobService:
         except FileNotFoundError:
             return ""
 
-    def follow_logs(self, job_id: str, poll_s: float = 0.2) -> Iterator[str]:
+    def read_log(self, job_id: str, offset: int = 0, limit: int = LOG_CHUNK_BYTES) -> LogChunk:
+        """The job's log from byte `offset` (at most `limit` bytes), the offset to ask for next, and
+        whether the job has ended and this is the end of its log (then there is no need to ask again)."""
+        if offset < 0 or limit < 1:
+            raise InvalidRequest(f"a log read needs offset >= 0 and limit >= 1, not offset={offset}, limit={limit}")
         job = self.get(job_id)
-        assert job.log_path
-        path = Path(job.log_path)
-        path.touch(exist_ok=True)
-        run = self._runs.get(job_id)
+        text, next_offset, size = read_file(job.log_path, offset, limit)
+        return LogChunk(job_id=job_id, state=job.state, offset=offset, next_offset=next_offset, text=text,
+                        ended=job.done and next_offset >= size)
 
-        def ended() -> bool:
-            if run is not None:
-                return run.done.is_set()
-            return self.get(job_id).done
-
-        return iter_chunks(path, ended, poll_s)
+    def follow_logs(self, job_id: str, poll_s: float = 0.2) -> Iterator[str]:
+        """The log's new text as it is written, until the job has ended and its log is read to the end."""
+        offset = 0
+        while True:
+            chunk = self.read_log(job_id, offset)
+            if chunk.text:
+                yield chunk.text
+            if chunk.ended:
+                return
+            if chunk.next_offset == offset:
+                time.sleep(poll_s)
+            offset = chunk.next_offset
 
     def result(self, job_id: str) -> Any:
         job = self.get(job_id)
