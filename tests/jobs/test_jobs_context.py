@@ -14,7 +14,7 @@ from workbench.errors import InvalidRequest
 from workbench.jobs import context, metrics
 from workbench.jobs.context import JobCancelled, JobContext
 from workbench.jobs.runner import attempt_path, read_outcome, run_job
-from workbench.jobs.service import _check_framework
+from workbench.jobs.targets import check_framework
 from workbench.units import parse_duration_s as parse_duration
 
 
@@ -144,6 +144,6 @@ def test_durations_and_frameworks_are_checked() -> None:
         parse_duration("soon", "timeout")
     with pytest.raises(InvalidRequest, match="more than 0"):
         parse_duration(0, "timeout")
-    assert _check_framework("JAX") == "jax" and _check_framework("none") is None
+    assert check_framework("JAX") == "jax" and check_framework("none") is None
     with pytest.raises(InvalidRequest, match="framework 'tensorflow' is not supported; valid: 'jax', 'torch'"):
-        _check_framework("tensorflow")
+        check_framework("tensorflow")

@@ -95,6 +95,34 @@ def test_a_callable_runs_on_the_slice_worker_with_logs_metrics_artifacts(jobs_wb
     assert lease.refresh().live  # a lease the user holds stays theirs
 
 
+def _print_utf8() -> None:
+    print("é" * 50 + " end")
+
+
+def test_read_log_reads_by_offset_in_whole_characters_and_says_when_it_has_ended(jobs_wb: Any, lease: Any) -> None:
+    from workbench.errors import InvalidRequest
+    from workbench.jobs.logs import LogChunk
+
+    job = jobs_wb.jobs.submit(_print_utf8, slice=lease).wait(60)
+    text, offset, chunks = "", 0, []
+    while True:
+        chunk = jobs_wb.jobs.read_log(job.id, offset, 7)  # 7 bytes: "é" is 2, so most reads end mid-character
+        chunks.append(chunk)
+        text += chunk.text
+        if chunk.ended:
+            break
+        assert chunk.next_offset > offset
+        offset = chunk.next_offset
+    assert text == job.logs() and "é" * 50 + " end" in text and "\ufffd" not in text
+    assert all(c.state == "succeeded" for c in chunks) and not any(c.ended for c in chunks[:-1])
+    assert LogChunk.from_json(chunks[0].as_json()) == chunks[0]
+    past = jobs_wb.jobs.read_log(job.id, 10**9)
+    assert past.text == "" and past.next_offset == 10**9
+    with pytest.raises(InvalidRequest, match="offset >= 0"):
+        jobs_wb.jobs.read_log(job.id, -1)
+    assert "".join(jobs_wb.jobs.follow_logs(job.id)) == text
+
+
 def test_a_failing_job_is_failed_with_its_traceback_and_its_own_slice_released(jobs_wb: Any) -> None:
     job = jobs_wb.jobs.submit(_fail, slice="cpu").wait(60)
     assert job.state == "failed"

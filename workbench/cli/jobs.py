@@ -3,7 +3,7 @@
 `run --wait` drives the job from this process (its embedded Dask cluster, or
 `WORKBENCH_DASK_SCHEDULER`) and returns when it ends: with `--json` it prints the job as one
 JSON object, else it streams the job's log. Without `--wait` a detached driver process runs the
-job to its end (`workbench.jobs.detached`) and `run` returns at once with the job's id; follow
+job to its end (`workbench._entry.detached`) and `run` returns at once with the job's id; follow
 it with `workbench jobs logs ID -f`. Exit status of `run --wait`: 0 when the job succeeded,
 3 when it ended otherwise (failed, cancelled, preempted), 1 for a workbench error.
 """
@@ -66,11 +66,11 @@ def run(
     profile: Annotated[bool, typer.Option("--profile", help="Capture a torch/jax profiler trace and register it.")] = False,
 ) -> None:
     """Run a script or notebook as a job on a slice (default: a CPU slice)."""
-    from workbench.jobs.service import _check_framework, _check_target
+    from workbench.jobs.targets import check_framework, check_target
     from workbench.units import parse_duration_s
 
-    framework = _check_framework(framework)
-    _check_target(path)  # a missing script or a wrong suffix is reported before anything starts
+    framework = check_framework(framework)
+    check_target(path)  # a missing script or a wrong suffix is reported before anything starts
     timeout_s = None if timeout is None else parse_duration_s(timeout, "--timeout")
     params = _params(param)
     args = list(ctx.args)
@@ -144,7 +144,7 @@ def _run_detached(path: Path, framework: str | None, slice_: str | None, as_json
                "params": params, "args": args, "retries": retries, "timeout": timeout_s, "priority": priority,
                "profile": profile, "cwd": os.getcwd()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench.jobs.detached", orjson.dumps(request).decode()],
+        [sys.executable, "-m", "workbench._entry.detached", orjson.dumps(request).decode()],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     assert proc.stdout is not None
@@ -235,8 +235,8 @@ def logs(
     wb = get_workbench()
     try:
         if follow:
-            for chunk in wb.jobs.follow_logs(job_id):
-                sys.stdout.write(chunk)
+            for text in wb.jobs.follow_logs(job_id):
+                sys.stdout.write(text)
                 sys.stdout.flush()
         else:
             sys.stdout.write(wb.jobs.logs(job_id))

@@ -477,16 +477,13 @@ def _end_process(pid: int, proc: subprocess.Popen[bytes] | None, timeout_s: floa
     """SIGTERM the server, SIGKILL it after `timeout_s`; a pid that is not a workbench endpoint server is left alone."""
     import psutil
 
+    from workbench.jobs.backend import terminate_then_kill
+
     try:
         target = psutil.Process(pid)
         if "workbench.endpoints.server" not in " ".join(target.cmdline()):
             return
-        target.terminate()
-        try:
-            target.wait(timeout_s)
-        except psutil.TimeoutExpired:
-            target.kill()
-            target.wait(5)
+        terminate_then_kill(target, timeout_s)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         pass
     if proc is not None:

@@ -36,10 +36,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import BackendUnavailable
 from workbench.jobs.runner import EVENT_TOPIC
+
+if TYPE_CHECKING:
+    import psutil
 
 
 def slice_resource(lease_id: str) -> str:
@@ -197,7 +200,7 @@ class DaskBackend:
             current = self._workers.pop(lease_id, None)
         if current is None or current.proc is None:
             return
-        _terminate(current.proc, timeout_s)
+        terminate_then_kill(current.proc, timeout_s)
 
     def kill_worker(self, lease_id: str, address: str | None = None) -> None:
         """End the worker now (a job ignored its cancel); the next job of the slice starts a new one."""
@@ -239,7 +242,7 @@ class DaskBackend:
                 current.proc.terminate()
         for current in workers:
             if current.proc is not None:
-                _terminate(current.proc, 5.0)
+                terminate_then_kill(current.proc, 5.0)
         if client is not None:
             try:
                 client.close(timeout=5)
@@ -252,11 +255,19 @@ class DaskBackend:
                 pass
 
 
-def _terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    if proc.poll() is None:
+def terminate_then_kill(proc: subprocess.Popen[bytes] | psutil.Process, timeout_s: float, kill_wait_s: float = 5.0) -> None:
+    """SIGTERM a process, SIGKILL it if it is still there after `timeout_s`: a slice worker, an endpoint server.
+
+    Takes a `Popen` (a child of this process) or a `psutil.Process` (one found by pid); a process
+    that is gone raises `psutil.NoSuchProcess` only for the latter, as `psutil` does.
+    """
+    import psutil
+
+    running = proc.poll() is None if isinstance(proc, subprocess.Popen) else proc.is_running()
+    if running:
         proc.terminate()
     try:
         proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
         proc.kill()
-        proc.wait(5)
+        proc.wait(kill_wait_s)

@@ -6,21 +6,25 @@ import datetime as dt
 import html
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, get_args
 
 from workbench.records import ServiceRecord, html_card, html_table
 from workbench.units import as_utc, format_energy_j
 
 if TYPE_CHECKING:
+    from workbench.jobs.logs import LogChunk
     from workbench.jobs.service import JobService
     from workbench.store.models.jobs import JobRow
 
-STATES = ("queued", "allocating", "running", "succeeded", "failed", "cancelled", "preempted")
-ACTIVE_STATES = ("queued", "allocating", "running")
-TERMINAL_STATES = ("succeeded", "failed", "cancelled", "preempted")
+# The job states, defined once: the strings are those of the database and the wire.
+ActiveJobState = Literal["queued", "allocating", "running"]
+TerminalJobState = Literal["succeeded", "failed", "cancelled", "preempted"]
+JobState = Literal[ActiveJobState, TerminalJobState]
+STATES: tuple[str, ...] = get_args(ActiveJobState) + get_args(TerminalJobState)
+ACTIVE_STATES: tuple[str, ...] = get_args(ActiveJobState)
+TERMINAL_STATES: tuple[str, ...] = get_args(TerminalJobState)
 _COLORS = {"queued": "#1565c0", "allocating": "#6a1b9a", "running": "#ef6c00", "succeeded": "#2e7d32",
            "failed": "#c62828", "cancelled": "#616161", "preempted": "#795548"}
 
@@ -132,6 +136,12 @@ class Job(ServiceRecord):
         self.refresh()
         return None
 
+    def read_log(self, offset: int = 0, limit: int | None = None) -> LogChunk:
+        """The log from byte `offset`, the offset to read next and whether the job has ended (`wb.jobs.read_log`)."""
+        if limit is None:
+            return self._svc().read_log(self.id, offset)
+        return self._svc().read_log(self.id, offset, limit)
+
     def metrics(self) -> Any:
         """What the job logged with `workbench.log`, as an xarray Dataset (dimension `step`); live while it runs."""
         from workbench.jobs import metrics
@@ -242,21 +252,3 @@ class JobList(list):  # type: ignore[type-arg]
 
 def _fmt(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "–"
-
-
-
-
-def iter_chunks(path: Path, is_done: Any, poll_s: float = 0.2) -> Iterator[str]:
-    """Yield a growing file's text as it is written, until `is_done()` and the end is reached."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        while True:
-            chunk = handle.read()
-            if chunk:
-                yield chunk
-                continue
-            if is_done():
-                rest = handle.read()
-                if rest:
-                    yield rest
-                return
-            time.sleep(poll_s)

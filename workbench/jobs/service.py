@@ -55,8 +55,9 @@ from workbench.jobs.job import (
     TERMINAL_STATES,
     Job,
     JobList,
-    iter_chunks,
 )
+from workbench.jobs.logs import LOG_CHUNK_BYTES, LogChunk, read_file
+from workbench.jobs.targets import check_framework, check_target
 from workbench.store.models.base import new_id, utcnow
 from workbench.store.models.jobs import JobEventRow, JobRow
 from workbench.units import as_utc, check_name, check_priority, check_retries, jsonable, parse_duration_s
@@ -65,7 +66,6 @@ if TYPE_CHECKING:
     from workbench.api import Workbench
     from workbench.jobs.backend import DaskBackend
 
-FRAMEWORKS = ("jax", "torch")
 _TICK_S = 0.2
 _CANCEL_GRACE_S = 3.0
 _DB_POLL_S = 0.5
@@ -228,8 +228,8 @@ class JobService:
         """
         if self._closed:
             raise WorkbenchError("this Workbench's job service is closed; create a new Workbench to run jobs")
-        framework = _check_framework(framework)
-        kind, target, fn = _check_target(fn_or_path)
+        framework = check_framework(framework)
+        kind, target, fn = check_target(fn_or_path)
         params = dict(params or {})
         if kind != "callable":
             _check_json(params)
@@ -404,19 +404,28 @@ class JobService:
         except FileNotFoundError:
             return ""
 
-    def follow_logs(self, job_id: str, poll_s: float = 0.2) -> Iterator[str]:
+    def read_log(self, job_id: str, offset: int = 0, limit: int = LOG_CHUNK_BYTES) -> LogChunk:
+        """The job's log from byte `offset` (at most `limit` bytes), the offset to ask for next, and
+        whether the job has ended and this is the end of its log (then there is no need to ask again)."""
+        if offset < 0 or limit < 1:
+            raise InvalidRequest(f"a log read needs offset >= 0 and limit >= 1, not offset={offset}, limit={limit}")
         job = self.get(job_id)
-        assert job.log_path
-        path = Path(job.log_path)
-        path.touch(exist_ok=True)
-        run = self._runs.get(job_id)
+        text, next_offset, size = read_file(job.log_path, offset, limit)
+        return LogChunk(job_id=job_id, state=job.state, offset=offset, next_offset=next_offset, text=text,
+                        ended=job.done and next_offset >= size)
 
-        def ended() -> bool:
-            if run is not None:
-                return run.done.is_set()
-            return self.get(job_id).done
-
-        return iter_chunks(path, ended, poll_s)
+    def follow_logs(self, job_id: str, poll_s: float = 0.2) -> Iterator[str]:
+        """The log's new text as it is written, until the job has ended and its log is read to the end."""
+        offset = 0
+        while True:
+            chunk = self.read_log(job_id, offset)
+            if chunk.text:
+                yield chunk.text
+            if chunk.ended:
+                return
+            if chunk.next_offset == offset:
+                time.sleep(poll_s)
+            offset = chunk.next_offset
 
     def result(self, job_id: str) -> Any:
         job = self.get(job_id)
@@ -1028,34 +1037,6 @@ def _close_at_exit(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
     if method is not None:
         with contextlib.suppress(Exception):
             method()
-
-
-def _check_framework(framework: str | None) -> str | None:
-    if framework is None or str(framework).lower() in ("", "none"):
-        return None
-    value = str(framework).lower()
-    if value not in FRAMEWORKS:
-        raise InvalidRequest(f"framework {framework!r} is not supported; valid: 'jax', 'torch' or None")
-    return value
-
-
-def _check_target(fn_or_path: Any) -> tuple[str, str, Callable[..., Any] | None]:
-    if callable(fn_or_path):
-        module = getattr(fn_or_path, "__module__", None) or ""
-        qualname = getattr(fn_or_path, "__qualname__", None) or type(fn_or_path).__name__
-        return "callable", f"{module}.{qualname}".lstrip("."), fn_or_path
-    if not isinstance(fn_or_path, (str, os.PathLike)):
-        raise InvalidRequest(f"a job is a callable, a .py script or a .ipynb notebook, not {type(fn_or_path).__name__}")
-    path = Path(fn_or_path).expanduser()
-    if not path.exists():
-        raise NotFound(f"script {str(fn_or_path)!r} does not exist (looked at {path.resolve()})")
-    if not path.is_file():
-        raise InvalidRequest(f"{path} is a directory; a job is a .py script or a .ipynb notebook")
-    if path.suffix == ".py":
-        return "script", str(path.resolve()), None
-    if path.suffix == ".ipynb":
-        return "notebook", str(path.resolve()), None
-    raise InvalidRequest(f"{path} is neither a .py script nor a .ipynb notebook")
 
 
 def _pickle_callable(fn: Callable[..., Any] | None) -> bytes | None:

@@ -22,7 +22,6 @@ import functools
 import importlib.util
 import json
 import math
-import os
 from http.client import responses
 from pathlib import Path
 from typing import Any, Callable
@@ -362,54 +361,19 @@ class JobCancelHandler(JobHandler):
         self.reply(await self.call(self.wb.jobs.cancel, job_id, wait=False))
 
 
-TERMINAL_JOB_STATES = {"succeeded", "failed", "cancelled", "preempted"}
-LOG_CHUNK_BYTES = 256 * 1024
-
-
 class JobLogsHandler(JobHandler):
-    """`GET jobs/{id}/logs?offset=N`: the log from byte N, and the offset to ask for next.
+    """`GET jobs/{id}/logs?offset=N`: the log from byte N, and the offset to ask for next (`wb.jobs.read_log`).
 
     A client follows a running job by asking again with `next_offset` until `done` is true.
     """
 
     @web.authenticated
     async def get(self, job_id: str) -> None:
-        job = await self._owned(job_id)
+        await self._owned(job_id)
         offset = self.query_int("offset", 0, maximum=MAX_LOG_OFFSET)
-        text, next_offset = await self.call(read_log, getattr(job, "log_path", None), offset)
-        state = str(getattr(job, "state", ""))
-        self.reply({"id": job_id, "state": state, "offset": offset, "next_offset": next_offset, "text": text,
-                    "done": state in TERMINAL_JOB_STATES and next_offset >= _size(getattr(job, "log_path", None))})
-
-
-def _size(path: Any) -> int:
-    try:
-        return Path(path).stat().st_size if path else 0
-    except OSError:
-        return 0
-
-
-def read_log(path: Any, offset: int) -> tuple[str, int]:
-    if not path:
-        return "", offset
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if offset >= size:  # past the end (a client ahead of a log still being written)
-                return "", offset
-            f.seek(offset)
-            chunk = f.read(LOG_CHUNK_BYTES)
-    except FileNotFoundError:
-        return "", offset
-    # never cut a UTF-8 character in two: hand back only whole characters
-    cut = len(chunk)
-    while cut > 0 and cut > len(chunk) - 4:
-        try:
-            chunk[:cut].decode("utf-8")
-            break
-        except UnicodeDecodeError:
-            cut -= 1
-    return chunk[:cut].decode("utf-8", errors="replace"), offset + cut
+        chunk = await self.call(self.wb.jobs.read_log, job_id, offset)
+        self.reply({"id": job_id, "state": chunk.state, "offset": offset, "next_offset": chunk.next_offset,
+                    "text": chunk.text, "done": chunk.ended})
 
 
 # -- profiles and kernels ---------------------------------------------------------------------

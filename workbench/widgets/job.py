@@ -34,6 +34,28 @@ def log_tail(text: str | None, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join((text or "").splitlines()[-lines:])
 
 
+class LogTail:
+    """The last `lines` lines of a job's log, read on from where the last read stopped (`job.read_log`),
+    so a view that refreshes every half second does not read the whole file each time."""
+
+    def __init__(self, lines: int = LOG_TAIL_LINES) -> None:
+        self.lines = lines
+        self.offset = 0
+        self._kept = ""  # the last lines with their line ends: a line still being written is joined on the next read
+
+    def update(self, job: Any) -> str:
+        """Read what the log gained since the last call; the tail as `log_tail` shows it."""
+        while True:
+            chunk = job.read_log(self.offset)
+            if chunk.text:
+                self._kept = "".join((self._kept + chunk.text).splitlines(keepends=True)[-self.lines:])
+            if chunk.next_offset == self.offset or chunk.ended:
+                break
+            self.offset = chunk.next_offset
+        self.offset = chunk.next_offset
+        return log_tail(self._kept, self.lines)
+
+
 def elapsed_s(job: Any, now: dt.datetime | None = None) -> float | None:
     start = getattr(job, "started_at", None)
     if start is None:
@@ -55,6 +77,7 @@ class JobProgress(w.VBox):
         self.error = w.HTML()
         self.plot = LossPlot(metric=metric)
         self.log_view = w.HTML()
+        self._log = LogTail()
         self.cancel_button = w.Button(description="Cancel", button_style="danger", icon="stop")
         self.cancel_button.on_click(self._cancel)
         super().__init__([w.HBox([self.header, self.cancel_button]), self.error, self.plot, self.log_view])
@@ -88,7 +111,7 @@ class JobProgress(w.VBox):
         except Exception:
             steps, values = [], []
         self.plot.update(steps, values)
-        tail = log_tail(job.logs())
+        tail = self._log.update(job)
         self.log_view.value = (
             "<pre style='background:#1a202c;color:#e2e8f0;padding:8px;border-radius:6px;max-height:240px;"
             f"overflow:auto;font-size:12px;margin:0'>{html.escape(tail) or '(no output yet)'}</pre>"

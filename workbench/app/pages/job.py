@@ -12,7 +12,7 @@ from bokeh.plotting import figure
 
 from workbench.app.feed import Feed, Unavailable
 from workbench.units import format_energy_j
-from workbench.widgets.job import elapsed_s, log_tail, metric_series
+from workbench.widgets.job import LogTail, elapsed_s, metric_series
 from workbench.widgets.render import (
     TERMINAL_JOB_STATES,
     duration,
@@ -64,6 +64,7 @@ class JobPage(param.Parameterized):
         self._done = False
         self._ended_ticks = 0
         self._logs_text = ""
+        self._log = LogTail(LOG_TAIL_LINES)
         self.refresh()
 
     def _cancel(self, *_: Any) -> None:
@@ -136,7 +137,7 @@ class JobPage(param.Parameterized):
 
     def _refresh_logs(self, job: Any) -> None:
         try:
-            text = log_tail(job.logs(), LOG_TAIL_LINES)
+            text = self._log.update(job)
         except Exception as exc:
             text = f"(logs unavailable: {exc})"
         if text != self._logs_text:

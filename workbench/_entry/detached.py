@@ -1,6 +1,6 @@
 """A detached driver: `workbench jobs run PATH` without `--wait` returns at once, and this runs the job.
 
-The CLI starts `python -m workbench.jobs.detached '<request json>'` in a new session. It submits
+The CLI starts `python -m workbench._entry.detached '<request json>'` in a new session. It submits
 the job (so it is the job's driver: its embedded Dask cluster or its connection to
 `WORKBENCH_DASK_SCHEDULER`), prints the job as one JSON line for the CLI to show, then follows
 the job to its end and exits. `workbench jobs cancel ID` from any process reaches it through the
