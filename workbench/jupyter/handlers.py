@@ -49,6 +49,7 @@ from workbench.jupyter.schemas import (
     parse_flag,
     parse_int,
 )
+from workbench.slices.offers import DeviceOffers, device_offers, lease_label
 
 ID_RE = r"([A-Za-z0-9_.:-]{1,80})"
 _REASONS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 503: "unavailable"}
@@ -211,8 +212,8 @@ class OpenAPIHandler(WorkbenchAPIHandler):
 
 
 # -- devices ----------------------------------------------------------------------------------
-def device_json(device: Any) -> dict[str, Any]:
-    """A device with what a request form needs: the MIG profiles its model's geometry allows."""
+def device_json(device: Any, inventory: Any) -> dict[str, Any]:
+    """A device with what a request form needs: its MIG geometry and what can be requested on it."""
     data = device.as_json()
     spec = device.spec
     data["mig_profiles"] = [
@@ -226,12 +227,13 @@ def device_json(device: Any) -> dict[str, Any]:
         }
         for p in (spec.mig_profiles if device.kind == "gpu" else ())
     ]
+    data["offers"] = [offer.model_dump(mode="json") for offer in device_offers(device, inventory)]
     data["peak_flops"] = dict(spec.peak_flops)
     data["memory_bandwidth_bps"] = spec.memory_bandwidth_bps
     return data
 
 
-def inventory_json(inventory: Any) -> dict[str, Any]:
+def inventory_json(inventory: Any, offers: list[DeviceOffers]) -> dict[str, Any]:
     return {
         "source": inventory.source,
         "gpu_count": inventory.gpu_count,
@@ -239,7 +241,8 @@ def inventory_json(inventory: Any) -> dict[str, Any]:
             {"name": n.name, "cpu_milli": n.cpu_milli, "memory_mib": n.memory_mib, "devices": [d.key for d in n.devices]}
             for n in inventory.nodes
         ],
-        "devices": [device_json(d) for d in inventory.devices],
+        "devices": [device_json(d, inventory) for d in inventory.devices],
+        "offers": [group.model_dump(mode="json") for group in offers],
     }
 
 
@@ -248,12 +251,13 @@ class DevicesHandler(WorkbenchAPIHandler):
     async def get(self) -> None:
         refresh = parse_flag(self.get_query_argument("refresh", None), "refresh")
         inventory = await self.call(self.wb.devices, refresh=refresh)
-        self.reply(inventory_json(inventory))
+        self.reply(inventory_json(inventory, await self.call(self.wb.slices.offers)))
 
 
 # -- slices -----------------------------------------------------------------------------------
 def lease_json(lease: Any) -> dict[str, Any]:
     data = to_json(lease)
+    data["label"] = lease_label(lease)
     describe = getattr(lease, "describe", None)
     if callable(describe):
         data["description"] = describe()

@@ -37,6 +37,7 @@ from workbench.inventory.devices import Device, Inventory
 from workbench.records import as_utc
 from workbench.slices.keepalive import KeepAlive
 from workbench.slices.lease import LIVE_STATES, Lease, LeaseList
+from workbench.slices.offers import DeviceOffers, fleet_offers
 from workbench.slices.placement import (
     DEFAULT_POLICY,
     FULL,
@@ -1036,6 +1037,12 @@ class SliceService:
                 self._event(s, row.id, "idle", {"since": since, "evidence": _jsonable(sample)})
                 marked += 1
         return marked
+
+    # -- offers: what can be requested on each device (workbench.slices.offers) ----------------
+    def offers(self) -> list[DeviceOffers]:
+        """Every kind of device in this fleet with what can be requested on it; the faces build
+        their choices from this, so they offer exactly what `request` grants."""
+        return fleet_offers(self.inventory)
 
 
 _BOOK_COLUMNS = (
