@@ -40,20 +40,23 @@ from workbench.errors import (
     NotFound,
     WorkbenchError,
 )
+from workbench.jupyter.openapi import OPENAPI_PATH
 from workbench.jupyter.schemas import (
-    MAX_LOG_OFFSET,
+    DevicesQuery,
+    EveryoneQuery,
     JobRequestBody,
+    KernelResultsQuery,
+    LogQuery,
     M,
+    Q,
     SliceRequestBody,
     parse_body,
-    parse_flag,
-    parse_int,
+    parse_query,
 )
 from workbench.slices.offers import DeviceOffers, device_offers, lease_label
 
 ID_RE = r"([A-Za-z0-9_.:-]{1,80})"
 _REASONS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 503: "unavailable"}
-OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 # Jupyter Server's own token/password providers: one person, random per-browser user names.
 _SINGLE_PERSON_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
 
@@ -137,7 +140,7 @@ class WorkbenchAPIHandler(APIHandler):
 
     def wants_all(self) -> bool:
         """`?all=true`: every user's things, for admins; anyone else asking gets 403."""
-        wants = parse_flag(self.get_query_argument("all", None), "all")
+        wants = self.query(EveryoneQuery).all == "true"
         if wants and not self.acting_admin:
             raise Forbidden(f"{self.acting_user} is not an admin; only admins may list every user's slices and jobs")
         return wants
@@ -147,8 +150,9 @@ class WorkbenchAPIHandler(APIHandler):
         """The request body validated against `model` (see `workbench.jupyter.schemas`)."""
         return parse_body(model, self.request.body or b"")
 
-    def query_int(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
-        return parse_int(self.get_query_argument(name, None), name, default, minimum=minimum, maximum=maximum)
+    def query(self, model: type[Q]) -> Q:
+        """The query parameters validated against `model` (see `workbench.jupyter.schemas`)."""
+        return parse_query(model, lambda name: self.get_query_argument(name, None))
 
     # -- output -----------------------------------------------------------------------------
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -249,7 +253,7 @@ def inventory_json(inventory: Any, offers: list[DeviceOffers]) -> dict[str, Any]
 class DevicesHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
-        refresh = parse_flag(self.get_query_argument("refresh", None), "refresh")
+        refresh = self.query(DevicesQuery).refresh == "true"
         inventory = await self.call(self.wb.devices, refresh=refresh)
         self.reply(inventory_json(inventory, await self.call(self.wb.slices.offers)))
 
@@ -277,7 +281,8 @@ class SlicesHandler(WorkbenchAPIHandler):
         require_service("slices")
         body = self.body(SliceRequestBody)
         lease = await self.call(
-            self.wb.slices.request, body.spec, owner=self.acting_user, project=body.project, priority=body.priority, wait=False
+            self.wb.slices.request, body.spec, owner=self.acting_user, project=body.project, priority=body.priority,
+            models=body.models, wait=False,
         )
         self.reply(lease_json(lease), status=201)
 
@@ -379,7 +384,7 @@ class JobLogsHandler(JobHandler):
     @web.authenticated
     async def get(self, job_id: str) -> None:
         job = await self._owned(job_id)
-        offset = self.query_int("offset", 0, maximum=MAX_LOG_OFFSET)
+        offset = self.query(LogQuery).offset
         text, next_offset = await self.call(read_log, getattr(job, "log_path", None), offset)
         state = str(getattr(job, "state", ""))
         self.reply({"id": job_id, "state": state, "offset": offset, "next_offset": next_offset, "text": text,
@@ -458,9 +463,8 @@ class KernelResultsHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
         require_service("kernels")
-        kernel = self.get_query_argument("kernel", None)
-        limit = self.query_int("limit", 50, minimum=1, maximum=1000)
-        self.reply({"results": await self.call(self.wb.kernels.results, kernel=kernel, limit=limit)})
+        query = self.query(KernelResultsQuery)
+        self.reply({"results": await self.call(self.wb.kernels.results, kernel=query.kernel, limit=query.limit)})
 
 
 # -- endpoints --------------------------------------------------------------------------------
