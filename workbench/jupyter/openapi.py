@@ -143,6 +143,19 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _drop_field_titles(node: Any) -> None:
+    """pydantic titles every field after its name ("Device Keys"): noise in the document and in
+    the TypeScript generated from it. The descriptions stay."""
+    if isinstance(node, dict):
+        for prop in (node.get("properties") or {}).values():
+            prop.pop("title", None)
+        for value in node.values():
+            _drop_field_titles(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_field_titles(value)
+
+
 def build() -> dict[str, Any]:
     """The document: paths from `OPERATIONS`, components from the models' JSON schemas."""
     requests = {op.body for op in OPERATIONS if op.body} | {op.query for op in OPERATIONS if op.query}
@@ -153,6 +166,7 @@ def build() -> dict[str, Any]:
         ref_template="#/components/schemas/{model}",
     )
     components: dict[str, Any] = schema["$defs"]
+    _drop_field_titles(components)
     paths: dict[str, Any] = {}
     for op in OPERATIONS:
         item = paths.setdefault(op.path, {})
