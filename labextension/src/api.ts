@@ -76,22 +76,9 @@ export interface IJob {
   ended_at?: string | null;
 }
 
-export interface ILogChunk {
-  id: string;
-  state: string;
-  offset: number;
-  next_offset: number;
-  text: string;
-  done: boolean;
-}
+export type ILogChunk = components['schemas']['LogChunk'];
 
-export interface IInfo {
-  user: string;
-  admin: boolean;
-  version: string;
-  services: Record<string, boolean>;
-  dashboard_url: string;
-}
+export type IInfo = components['schemas']['Info'];
 
 /** An error answered by the API: `error` is a sentence for a person. */
 export class WorkbenchError extends Error {
