@@ -7,6 +7,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import type { components } from './schema';
+
 export interface IMigProfile {
   name: string;
   compute_slices: number;
@@ -30,11 +32,15 @@ export interface IDevice {
   mig_profiles: IMigProfile[];
 }
 
+/** What can be requested on each kind of device: the core's offers (generated from the OpenAPI document). */
+export type IDeviceOffers = components['schemas']['DeviceOffers'];
+
 export interface IInventory {
   source: string;
   gpu_count: number;
   nodes: { name: string; devices: string[] }[];
   devices: IDevice[];
+  offers: IDeviceOffers[];
 }
 
 export interface ILease {
@@ -70,22 +76,9 @@ export interface IJob {
   ended_at?: string | null;
 }
 
-export interface ILogChunk {
-  id: string;
-  state: string;
-  offset: number;
-  next_offset: number;
-  text: string;
-  done: boolean;
-}
+export type ILogChunk = components['schemas']['LogChunk'];
 
-export interface IInfo {
-  user: string;
-  admin: boolean;
-  version: string;
-  services: Record<string, boolean>;
-  dashboard_url: string;
-}
+export type IInfo = components['schemas']['Info'];
 
 /** An error answered by the API: `error` is a sentence for a person. */
 export class WorkbenchError extends Error {
@@ -140,8 +133,7 @@ export const api = {
   info: () => request<IInfo>(''),
   devices: () => request<IInventory>('devices'),
   slices: () => request<{ slices: ILease[] }>('slices').then(r => r.slices),
-  requestSlice: (spec: string | number, project?: string) =>
-    request<ILease>('slices', 'POST', project ? { spec, project } : { spec }),
+  requestSlice: (body: Partial<components['schemas']['SliceRequestBody']> & { spec: string | number }) => request<ILease>('slices', 'POST', body),
   renewSlice: (id: string) => request<ILease>(`slices/${id}/renew`, 'POST'),
   releaseSlice: (id: string) => request<ILease>(`slices/${id}`, 'DELETE'),
   jobs: () => request<{ jobs: IJob[] }>('jobs').then(r => r.jobs),

@@ -11,7 +11,7 @@ import {
   api,
   formatBytes,
   formatElapsed,
-  IDevice,
+  IDeviceOffers,
   IJob,
   ILease,
   LIVE_LEASE_STATES,
@@ -46,33 +46,10 @@ function badge(state: string): HTMLElement {
   return h('span', { class: `wb-badge wb-state-${state}`, 'data-state': state }, state);
 }
 
-/** The request form's choices, from the fleet: CPU, and for each GPU model its MIG profiles,
- * fractions and whole GPUs. MIG profiles come from the model's geometry (the catalog). */
-export function sliceChoices(devices: IDevice[]): { group: string; options: [string, string][] }[] {
-  const groups: { group: string; options: [string, string][] }[] = [];
-  const cpu = devices.find(d => d.kind === 'cpu');
-  if (cpu) {
-    const cores = cpu.cores || 1;
-    const counts = [1, 2, 4, 8].filter(n => n <= cores);
-    groups.push({
-      group: `CPU (${cores} cores)`,
-      options: counts.map(n => [`cpu:${n}`, `${n} CPU core${n > 1 ? 's' : ''}`])
-    });
-  }
-  const seen = new Set<string>();
-  for (const gpu of devices.filter(d => d.kind === 'gpu')) {
-    if (seen.has(gpu.model)) {
-      continue;
-    }
-    seen.add(gpu.model);
-    const options: [string, string][] = gpu.mig_profiles.map(p => [
-      p.name,
-      `MIG ${p.name} · ${p.compute_slices}/7 compute · ${formatBytes(p.memory_bytes)}`
-    ]);
-    options.push(['0.25', 'Quarter of a GPU (shared)'], ['0.5', 'Half a GPU (shared)'], ['gpu', 'Whole GPU']);
-    groups.push({ group: `${gpu.model} (${formatBytes(gpu.memory_bytes)})`, options });
-  }
-  return groups;
+/** The request form's choices: the core's offers for each kind of device (REST `GET devices`),
+ * never re-derived here: [spec, label] per offer, grouped by kind of device. */
+export function sliceChoices(offers: IDeviceOffers[]): { group: string; options: [string, string][] }[] {
+  return offers.map(g => ({ group: g.label, options: g.offers.map(o => [o.spec, o.label] as [string, string]) }));
 }
 
 export class WorkbenchPanel extends Widget {
@@ -222,15 +199,15 @@ export class WorkbenchPanel extends Widget {
     if (!inv) {
       return;
     }
-    const key = inv.devices.map(d => `${d.key}:${d.model}`).join(',');
+    const key = JSON.stringify(inv.offers);
     if (key === this._choicesKey) {
       return;
     }
     this._choicesKey = key;
     const previous = this._specSelect.value;
     this._specSelect.replaceChildren(
-      ...sliceChoices(inv.devices).map(g =>
-        h('optgroup', { label: g.group }, ...g.options.map(([value, label]) => h('option', { value }, label)))
+      ...sliceChoices(inv.offers).map((g, i) =>
+        h('optgroup', { label: g.group }, ...g.options.map(([value, label]) => h('option', { value, 'data-group': String(i) }, label)))
       )
     );
     if (previous) {
@@ -301,11 +278,15 @@ export class WorkbenchPanel extends Widget {
   }
 
   private async _requestSlice(): Promise<void> {
-    const spec = this._specSelect.value;
-    if (!spec) {
+    const chosen = this._specSelect.selectedOptions[0];
+    const group = this.model.inventory?.offers[Number(chosen?.dataset.group)];
+    if (!chosen || !group) {
       return;
     }
-    await this._act(() => api.requestSlice(spec), this._requestButton);
+    const spec = chosen.value;
+    // the offer's kind of device: a share of *this* GPU model, not of any
+    const models = group.device_kind === 'gpu' ? [group.model] : undefined;
+    await this._act(() => api.requestSlice(models ? { spec, models } : { spec }), this._requestButton);
   }
 
   private async _submitJob(): Promise<void> {

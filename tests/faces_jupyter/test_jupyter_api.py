@@ -31,6 +31,29 @@ async def test_devices_of_a_declared_fleet_carry_the_mig_geometry(api: Any, monk
     assert three["compute_slices"] == 3 and three["memory_slices"] == 4 and three["max_count"] == 2
 
 
+async def test_devices_carry_what_can_be_requested_on_each(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MIG profiles only on the GPU in MIG mode, shares and whole GPUs only on the other: the core's offers."""
+    from workbench.inventory.fleet import load_fleet
+    from workbench.jupyter.schemas import Inventory
+    from workbench.slices.offers import fleet_offers
+
+    fleet = Path(__file__).resolve().parents[2] / "data/fleets/mig_and_plain.toml"
+    monkeypatch.setenv("WORKBENCH_FLEET", str(fleet))
+    status, data = await api("GET", "devices")
+    assert status == 200
+    Inventory.model_validate(data)  # the documented shape
+    kinds = {d["key"]: {o["kind"] for o in d["offers"]} for d in data["devices"]}
+    assert kinds == {"mig/0": {"mig"}, "plain/0": {"fraction", "whole"}}
+    assert data["offers"] == [group.model_dump(mode="json") for group in fleet_offers(load_fleet(fleet))]
+    for group in data["offers"]:
+        for offer in group["offers"]:
+            body = {"spec": offer["spec"], **({"models": [group["model"]]} if group["device_kind"] == "gpu" else {})}
+            status, lease = await api("POST", "slices", body)
+            assert status == 201 and lease["kind"] == offer["kind"] and lease["state"] == "active", (offer, lease)
+            assert lease["label"] and set(lease["device_keys"]) <= set(group["devices"] or lease["device_keys"])
+            assert (await api("DELETE", f"slices/{lease['id']}"))[0] == 200
+
+
 async def test_info_names_the_user_and_the_services(api: Any) -> None:
     from workbench.config import load_settings
 

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from lab_server import LabServer, start_lab
 
-from workbench.jupyter.handlers import OPENAPI_PATH
+from workbench.jupyter.openapi import OPENAPI_PATH
 
-MIN_CASES = 2000
+MIN_CASES = 500
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,8 @@ def _seeded_document(lab: LabServer, folder: Path) -> Path:
     return path
 
 
-# Bounded by time, not by examples: schemathesis keeps generating until --max-time, and the shared
-# 2-core machines ran 17 to 36 cases a second, so 180 s gives 2,000 cases and more even on a slow one.
+# Bounded by time, not by examples: schemathesis keeps generating until --max-time; the shared
+# 2-core machines ran 17 to 36 cases a second, so 60 s gives 500 cases and more even on a slow one.
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error(server: LabServer, tmp_path: Path) -> None:
     exe = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or "schemathesis"
@@ -65,11 +65,11 @@ def test_schemathesis_finds_no_server_error(server: LabServer, tmp_path: Path) -
         [
             exe, "run", str(_seeded_document(server, tmp_path)), "--url", server.api.rstrip("/"),
             "-H", f"Authorization: token {server.token}",
-            "--checks", "not_a_server_error", "--max-examples", "1000", "--max-time", "180",
+            "--checks", "not_a_server_error", "--max-examples", "1000", "--max-time", "60",
             "--phases", "examples,coverage,fuzzing", "--seed", "1", "--no-color",
             "--report", "ndjson", "--report-ndjson-path", str(tmp_path / "events.ndjson"),
         ],
-        capture_output=True, text=True, timeout=400, cwd=tmp_path,
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "20 selected" in result.stdout, result.stdout[-3000:]

@@ -123,30 +123,40 @@ def shots_path(name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def fleet_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    fleet = ROOT / "data" / "fleets" / "h100_2x8.toml"
+    fleet = ROOT / "data" / "fleets" / "mig_and_plain.toml"
     server = start_lab(tmp_path_factory.mktemp("fleetlab"), extra_env={"WORKBENCH_FLEET": str(fleet)})
     yield server
     server.stop()
 
 
-def test_the_request_form_offers_the_gpus_mig_profiles(browser: Any, fleet_lab: LabServer) -> None:
-    """On a declared fleet of H100s the form lists the H100's MIG geometry; a 3g.40gb slice lands on a GPU."""
+def test_every_kind_the_sidebar_offers_is_granted(browser: Any, fleet_lab: LabServer) -> None:
+    """On a fleet of one H100 in MIG mode and one not, the form offers MIG profiles only for the
+    first, shares and whole GPUs only for the second, and CPU cores; each one is granted."""
     page = open_lab(browser, fleet_lab)
     try:
         page.locator('.jp-SideBar [data-id="workbench-sidebar"]').click()
         panel = page.locator(".jp-WorkbenchPanel")
         panel.locator(".wb-node").first.wait_for(state="visible")
-        assert "16 GPUs on 2 nodes" in panel.locator(".wb-summary").inner_text()
-        options = panel.locator("select[name=spec] option").evaluate_all("els => els.map(e => e.value)")
-        assert {"1g.10gb", "1g.10gb+me", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb", "0.25", "gpu"} <= set(options)
-        panel.locator("select[name=spec]").select_option("3g.40gb")
-        panel.locator(".wb-request-form button").click()
-        item = panel.locator(".wb-slice").first
-        item.locator('.wb-badge[data-state="active"]').wait_for(state="visible")
-        assert "MIG 3g.40gb" in item.inner_text()
-        panel.locator(".wb-chip-mine").first.wait_for(state="visible")
-        page.wait_for_function("() => document.querySelector('.jp-WorkbenchStatus')?.dataset.state === 'active'")
-        page.screenshot(path=str(shots_path("jupyterlab_sidebar_h100_fleet.png")))
+        assert "2 GPUs on 2 nodes" in panel.locator(".wb-summary").inner_text()
+        groups = panel.locator("select[name=spec] optgroup").evaluate_all(
+            "gs => gs.map(g => [g.label, [...g.querySelectorAll('option')].map(o => o.value)])")
+        offered = {label: values for label, values in groups}
+        mig = next(v for k, v in offered.items() if "MIG" in k)
+        plain = next(v for k, v in offered.items() if "H100" in k and "MIG" not in k)
+        assert mig[0] == "1g.10gb" and "7g.80gb" in mig and "0.25" not in mig and "gpu" not in mig
+        assert plain == ["0.25", "0.5", "gpu"]
+        assert any(v == ["cpu:1", "cpu:2", "cpu:4", "cpu:8"] for v in offered.values())
+        count = panel.locator("select[name=spec] option").count()
+        for index in range(count):
+            panel.locator("select[name=spec]").select_option(index=index)
+            spec = panel.locator("select[name=spec]").input_value()
+            panel.locator(".wb-request-form button").click()
+            item = panel.locator(".wb-slice").first
+            item.locator('.wb-badge[data-state="active"]').wait_for(state="visible")
+            assert panel.locator(".wb-error").first.is_hidden(), (spec, panel.locator(".wb-error").first.inner_text())
+            item.locator("button", has_text="Release").click()
+            panel.locator(".wb-slices .wb-empty").wait_for(state="visible")
+        page.screenshot(path=str(shots_path("jupyterlab_sidebar_mixed_fleet.png")))
         assert page.errors == []  # type: ignore[attr-defined]
     finally:
         page.context.close()

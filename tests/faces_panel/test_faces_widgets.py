@@ -54,12 +54,47 @@ def test_slice_form_offers_the_catalog_profiles_of_the_chosen_gpu(fleet_wb) -> N
     label = next(k for k in form.choices if "H100" in k)
     form.device.value = label
     assert [v for _, v in form.kind.options] == ["mig"]  # MIG mode: instances only
-    h100 = fleet_wb.devices().devices[0].spec if fleet_wb.devices().devices[0].kind == "gpu" else None
-    expected = [p.name for p in (h100 or form.choices[label][0].spec).mig_profiles]
+    expected = [p.name for p in fleet_wb.devices().device("h100-0/0").spec.mig_profiles]
     assert list(form.profile.options) == expected
     assert form.profile.layout.display == "" and form.fraction.layout.display == "none"
     form.profile.value = "2g.20gb"
     assert form.choice().spec() == "2g.20gb"
+
+
+def _form_lists(form, set_device, kinds, profiles, nodes) -> dict[str, tuple[list[str], list[str], list[str]]]:
+    """What a form offers for each device it lists: (kinds, MIG profiles, nodes)."""
+    out = {}
+    for label in list(form.choices):
+        set_device(label)
+        out[label] = (kinds(), profiles(), nodes())
+    return out
+
+
+def test_notebook_form_and_dashboard_form_offer_what_the_core_offers(tmp_path) -> None:
+    """One rule, three faces: the notebook form and the dashboard's form list exactly
+    `wb.slices.offers()` (the sidebar shows its `offers` through REST, tested in the browser)."""
+    from workbench import Workbench
+    from workbench.app.feed import Feed
+    from workbench.app.pages.fleet import SliceForm
+    from workbench.widgets import SliceRequestForm
+
+    with Workbench(home=tmp_path / "mixed", fleet=ROOT / "data" / "fleets" / "mig_and_plain.toml") as bench:
+        core = {g.label: (list(g.kinds), g.profiles, ["", *g.nodes]) for g in bench.slices.offers()}
+        assert len(core) == 3  # the H100 in MIG mode, the H100 not in MIG mode, the CPU
+        notebook = SliceRequestForm(bench)
+        assert _form_lists(
+            notebook, lambda v: setattr(notebook.device, "value", v),
+            lambda: [v for _, v in notebook.kind.options], lambda: list(notebook.profile.options),
+            lambda: [v for _, v in notebook.node.options],
+        ) == core
+        notebook.close()
+        dashboard = SliceForm(Feed(bench), on_change=lambda: None)
+        assert _form_lists(
+            dashboard, lambda v: setattr(dashboard.device, "value", v),
+            lambda: list(dashboard.kind.options.values()), lambda: list(dashboard.profile.options),
+            lambda: list(dashboard.node.options.values()),
+        ) == core
+        assert list(dashboard.device.options) == list(notebook.device.options) == list(core)
 
 
 def test_slice_form_requests_and_shows_a_refusal(wb) -> None:

@@ -67,6 +67,10 @@ class Feed:
     def devices(self) -> Any:
         return self._cached("devices", "devices", self.wb.devices)
 
+    def offers(self) -> Any:
+        """What can be requested on each kind of device (`wb.slices.offers()`)."""
+        return self._cached("offers", "slices", self.wb.slices.offers)
+
     def leases(self) -> Any:
         """Every lease that holds or waits for capacity, all owners (the fleet is shared)."""
         return self._cached("leases", "slices", lambda: list(self.wb.slices.list(all_users=True)))

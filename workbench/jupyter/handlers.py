@@ -39,19 +39,23 @@ from workbench.errors import (
     NotFound,
     WorkbenchError,
 )
+from workbench.jupyter.openapi import OPENAPI_PATH
 from workbench.jupyter.schemas import (
-    MAX_LOG_OFFSET,
+    DevicesQuery,
+    EveryoneQuery,
     JobRequestBody,
+    KernelResultsQuery,
+    LogQuery,
     M,
+    Q,
     SliceRequestBody,
     parse_body,
-    parse_flag,
-    parse_int,
+    parse_query,
 )
+from workbench.slices.offers import DeviceOffers, device_offers, lease_label
 
 ID_RE = r"([A-Za-z0-9_.:-]{1,80})"
 _REASONS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 503: "unavailable"}
-OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 # Jupyter Server's own token/password providers: one person, random per-browser user names.
 _SINGLE_PERSON_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
 
@@ -135,7 +139,7 @@ class WorkbenchAPIHandler(APIHandler):
 
     def wants_all(self) -> bool:
         """`?all=true`: every user's things, for admins; anyone else asking gets 403."""
-        wants = parse_flag(self.get_query_argument("all", None), "all")
+        wants = self.query(EveryoneQuery).all == "true"
         if wants and not self.acting_admin:
             raise Forbidden(f"{self.acting_user} is not an admin; only admins may list every user's slices and jobs")
         return wants
@@ -145,8 +149,9 @@ class WorkbenchAPIHandler(APIHandler):
         """The request body validated against `model` (see `workbench.jupyter.schemas`)."""
         return parse_body(model, self.request.body or b"")
 
-    def query_int(self, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
-        return parse_int(self.get_query_argument(name, None), name, default, minimum=minimum, maximum=maximum)
+    def query(self, model: type[Q]) -> Q:
+        """The query parameters validated against `model` (see `workbench.jupyter.schemas`)."""
+        return parse_query(model, lambda name: self.get_query_argument(name, None))
 
     # -- output -----------------------------------------------------------------------------
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -210,8 +215,8 @@ class OpenAPIHandler(WorkbenchAPIHandler):
 
 
 # -- devices ----------------------------------------------------------------------------------
-def device_json(device: Any) -> dict[str, Any]:
-    """A device with what a request form needs: the MIG profiles its model's geometry allows."""
+def device_json(device: Any, inventory: Any) -> dict[str, Any]:
+    """A device with what a request form needs: its MIG geometry and what can be requested on it."""
     data = device.as_json()
     spec = device.spec
     data["mig_profiles"] = [
@@ -225,12 +230,13 @@ def device_json(device: Any) -> dict[str, Any]:
         }
         for p in (spec.mig_profiles if device.kind == "gpu" else ())
     ]
+    data["offers"] = [offer.model_dump(mode="json") for offer in device_offers(device, inventory)]
     data["peak_flops"] = dict(spec.peak_flops)
     data["memory_bandwidth_bps"] = spec.memory_bandwidth_bps
     return data
 
 
-def inventory_json(inventory: Any) -> dict[str, Any]:
+def inventory_json(inventory: Any, offers: list[DeviceOffers]) -> dict[str, Any]:
     return {
         "source": inventory.source,
         "gpu_count": inventory.gpu_count,
@@ -238,21 +244,23 @@ def inventory_json(inventory: Any) -> dict[str, Any]:
             {"name": n.name, "cpu_milli": n.cpu_milli, "memory_mib": n.memory_mib, "devices": [d.key for d in n.devices]}
             for n in inventory.nodes
         ],
-        "devices": [device_json(d) for d in inventory.devices],
+        "devices": [device_json(d, inventory) for d in inventory.devices],
+        "offers": [group.model_dump(mode="json") for group in offers],
     }
 
 
 class DevicesHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
-        refresh = parse_flag(self.get_query_argument("refresh", None), "refresh")
+        refresh = self.query(DevicesQuery).refresh == "true"
         inventory = await self.call(self.wb.devices, refresh=refresh)
-        self.reply(inventory_json(inventory))
+        self.reply(inventory_json(inventory, await self.call(self.wb.slices.offers)))
 
 
 # -- slices -----------------------------------------------------------------------------------
 def lease_json(lease: Any) -> dict[str, Any]:
     data = to_json(lease)
+    data["label"] = lease_label(lease)
     describe = getattr(lease, "describe", None)
     if callable(describe):
         data["description"] = describe()
@@ -272,7 +280,8 @@ class SlicesHandler(WorkbenchAPIHandler):
         require_service("slices")
         body = self.body(SliceRequestBody)
         lease = await self.call(
-            self.wb.slices.request, body.spec, owner=self.acting_user, project=body.project, priority=body.priority, wait=False
+            self.wb.slices.request, body.spec, owner=self.acting_user, project=body.project, priority=body.priority,
+            models=body.models, wait=False,
         )
         self.reply(lease_json(lease), status=201)
 
@@ -370,7 +379,7 @@ class JobLogsHandler(JobHandler):
     @web.authenticated
     async def get(self, job_id: str) -> None:
         await self._owned(job_id)
-        offset = self.query_int("offset", 0, maximum=MAX_LOG_OFFSET)
+        offset = self.query(LogQuery).offset
         chunk = await self.call(self.wb.jobs.read_log, job_id, offset)
         self.reply({"id": job_id, "state": chunk.state, "offset": offset, "next_offset": chunk.next_offset,
                     "text": chunk.text, "done": chunk.ended})
@@ -418,9 +427,8 @@ class KernelResultsHandler(WorkbenchAPIHandler):
     @web.authenticated
     async def get(self) -> None:
         require_service("kernels")
-        kernel = self.get_query_argument("kernel", None)
-        limit = self.query_int("limit", 50, minimum=1, maximum=1000)
-        self.reply({"results": await self.call(self.wb.kernels.results, kernel=kernel, limit=limit)})
+        query = self.query(KernelResultsQuery)
+        self.reply({"results": await self.call(self.wb.kernels.results, kernel=query.kernel, limit=query.limit)})
 
 
 # -- endpoints --------------------------------------------------------------------------------

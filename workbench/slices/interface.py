@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from workbench.slices.keepalive import KeepAlive
 from workbench.slices.lease import LeaseRecord
 from workbench.slices.mig import MigPlan
+from workbench.slices.offers import DeviceOffers
 from workbench.slices.spec import SliceSpec
 
 
@@ -69,5 +70,7 @@ class SliceService(Protocol):
     def keep_alive(self) -> KeepAlive: ...
 
     def plan_mig(self, model: str, profiles: Sequence[str], existing: Iterable[str] = ()) -> MigPlan: ...
+
+    def offers(self) -> builtins.list[DeviceOffers]: ...
 
     def close(self) -> None: ...

@@ -30,6 +30,7 @@ from workbench.slices.interface import SliceService
 from workbench.slices.keepalive import KeepAlive
 from workbench.slices.lease import Lease, LeaseList
 from workbench.slices.mig import MigPlan, plan_mig
+from workbench.slices.offers import DeviceOffers, fleet_offers
 from workbench.slices.probes import DeviceSource, DeviceUse, UsageProbe, mark_idle
 from workbench.slices.request import Request, make_request, validate
 from workbench.slices.scheduler import Scheduler
@@ -315,6 +316,11 @@ class LocalSliceService:
     def plan_mig(self, model: str, profiles: Sequence[str], existing: Iterable[str] = ()) -> MigPlan:
         """Plan MIG instances on one GPU of `model` beside `existing` (PROFILE@START). See `mig.plan_mig`."""
         return plan_mig(model, list(profiles), existing)
+
+    def offers(self) -> list[DeviceOffers]:
+        """Every kind of device in this fleet with what can be requested on it (`offers`); the
+        faces build their choices from this, so they offer exactly what `request` grants."""
+        return fleet_offers(self.inventory)
 
     # -- internals ----------------------------------------------------------------------------
     def _owned(self, s: Session, lease_id: str, verb: str) -> LeaseRow:

@@ -49,7 +49,7 @@ class SliceRequestForm(w.VBox):
     def __init__(self, wb: Any) -> None:
         self.wb = wb
         self.lease: Any = None
-        self.choices = device_choices(wb.devices())
+        self.choices = device_choices(wb)
         style = {"description_width": "90px"}
         self.device = w.Dropdown(options=list(self.choices), description="Device", style=style)
         self.node = w.Dropdown(options=[("any node", "")], description="Node", style=style)
@@ -76,7 +76,7 @@ class SliceRequestForm(w.VBox):
     def _device_changed(self, *_: Any) -> None:
         if self.device.value not in self.choices:
             return
-        offer = form_options(*self.choices[self.device.value])
+        offer = form_options(self.choices[self.device.value])
         self.node.options = offer.nodes
         self.kind.options = offer.kinds
         self.kind.value = offer.kinds[0][1]
@@ -89,8 +89,7 @@ class SliceRequestForm(w.VBox):
             widget.layout.display = "" if self.kind.value == kind else "none"
 
     def choice(self) -> SliceChoice:
-        device, _ = self.choices[self.device.value]
-        return SliceChoice(device=device, kind=self.kind.value, profile=self.profile.value,
+        return SliceChoice(device=self.choices[self.device.value], kind=self.kind.value, profile=self.profile.value,
                            fraction=self.fraction.value, cpus=self.cpus.value, priority=self.priority.value,
                            node=self.node.value or None)
 

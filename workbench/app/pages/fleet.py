@@ -10,7 +10,8 @@ import panel as pn
 import param
 
 from workbench.app.feed import Feed, Unavailable
-from workbench.widgets.choices import SliceChoice, device_choices, form_options
+from workbench.slices.offers import lease_label
+from workbench.widgets.choices import SliceChoice, form_options
 from workbench.widgets.render import (
     HOLDING_STATES,
     WAITING_STATES,
@@ -28,18 +29,9 @@ NO_SLICES = ("You hold no slices. Request one above: it stays yours while this p
              "before it expires) or until you release it. A job can also ask for its own slice on the Job queue page.")
 
 
-def _cores(n: float) -> str:
-    return f"{n:g} core" + ("" if n == 1 else "s")
-
-
 def _lease_row(lease: Any, keepalive: KeepAlive | None = None) -> dict[str, Any]:
     kind = getattr(lease, "kind", None)
-    what = {
-        "mig": getattr(lease, "profile", None),
-        "fraction": f"{(getattr(lease, 'gpu_milli', 0) or 0) / 1000:.0%} of a GPU",
-        "whole": "whole GPU",
-        "cpu": _cores((getattr(lease, "cpu_milli", 0) or 0) / 1000),
-    }.get(kind or "", kind)
+    what = lease_label(lease)
     expires = getattr(lease, "expires_at", None)
     return {
         "id": lease.id, "kind": kind, "what": what,
@@ -64,8 +56,8 @@ class SliceForm(param.Parameterized):
         super().__init__(**params)
         self.feed = feed
         self.on_change = on_change
-        inventory = feed.devices()
-        self.choices = {} if isinstance(inventory, Unavailable) else device_choices(inventory)
+        offers = feed.offers()
+        self.choices = {} if isinstance(offers, Unavailable) else {group.label: group for group in offers}
         self.device = pn.widgets.Select(label="Device", options=list(self.choices), width=260)
         self.node = pn.widgets.Select(label="Node", options={"any node": ""}, width=170)
         self.kind = pn.widgets.RadioButtonGroup(label="Kind", options={}, button_type="primary",
@@ -87,7 +79,7 @@ class SliceForm(param.Parameterized):
     def _device_changed(self, *_: Any) -> None:
         if self.device.value not in self.choices:
             return
-        offer = form_options(*self.choices[self.device.value])
+        offer = form_options(self.choices[self.device.value])
         self.node.options = dict(offer.nodes)
         self.kind.options = dict(offer.kinds)
         self.kind.value = offer.kinds[0][1]
@@ -101,8 +93,7 @@ class SliceForm(param.Parameterized):
         self.cpus.visible = kind == "cpu"
 
     def choice(self) -> SliceChoice:
-        device, _ = self.choices[self.device.value]
-        return SliceChoice(device=device, kind=self.kind.value, profile=self.profile.value,
+        return SliceChoice(device=self.choices[self.device.value], kind=self.kind.value, profile=self.profile.value,
                            fraction=self.fraction.value, cpus=self.cpus.value, priority=self.priority.value,
                            node=self.node.value or None)
 
