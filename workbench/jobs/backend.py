@@ -122,20 +122,20 @@ class DaskBackend:
         dask.config.set({"distributed.scheduler.allowed-failures": 0})
         if self._external:
             try:
-                client = Client(self._external, timeout=10, set_as_default=False)
+                client = Client(self._external, timeout=10, set_as_default=False)  # type: ignore[no-untyped-call]  # distributed ships no annotations
             except (OSError, TimeoutError) as exc:
                 raise BackendUnavailable(
                     f"cannot reach the Dask scheduler at {self._external} (WORKBENCH_DASK_SCHEDULER): {exc}"
                 ) from None
         else:
-            self._cluster = LocalCluster(
+            self._cluster = LocalCluster(  # type: ignore[no-untyped-call]  # distributed ships no annotations
                 n_workers=0, processes=True, scheduler_port=0, dashboard_address=None,
                 silence_logs=logging.ERROR, host="127.0.0.1",
                 # No dashboard, and the scheduler's small HTTP server on a free port, not 8787.
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             )
-            client = Client(self._cluster, set_as_default=False)
-        client.subscribe_topic(EVENT_TOPIC, self._handle_event)
+            client = Client(self._cluster, set_as_default=False)  # type: ignore[no-untyped-call]  # distributed ships no annotations
+        client.subscribe_topic(EVENT_TOPIC, self._handle_event)  # type: ignore[no-untyped-call]  # distributed ships no annotations
         return client
 
     def _handle_event(self, event: Any) -> None:

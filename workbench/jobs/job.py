@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any, Literal, get_args
 
 from workbench.records import ServiceRecord, html_card, html_table
@@ -66,7 +67,9 @@ class Job(ServiceRecord):
     _service: JobService | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_row(cls, row: JobRow, service: JobService | None = None) -> Job:
+    def from_row(cls, row: JobRow | SimpleNamespace, service: JobService | None = None) -> Job:
+        """From the job's ORM row, or a namespace of its columns (a Core row's, or the row the driver
+        keeps in memory: `wait()` answers from it without reading the database again)."""
         return cls(
             id=row.id, name=row.name, owner=row.owner, project=row.project, kind=row.kind, target=row.target,
             framework=row.framework, state=row.state, reason=row.reason, error=row.error, lease_id=row.lease_id,
@@ -77,6 +80,10 @@ class Job(ServiceRecord):
             energy_j=row.energy_j, avg_power_w=row.avg_power_w, energy_estimated=row.energy_estimated,
             not_before=as_utc(row.not_before), profile_id=row.profile_id, _service=service,
         )
+
+    def _svc(self) -> JobService:
+        service: JobService = super()._svc()  # typed here: `ServiceRecord` serves every record kind
+        return service
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -170,15 +177,17 @@ class Job(ServiceRecord):
 
     def watch(self, every_s: float = 0.5, metric: str | None = None) -> Job:
         """Show the job's state and latest metrics in the notebook, updated until it ends."""
+        handle: Any = None  # IPython's DisplayHandle, when IPython is here
         try:
             from IPython.display import HTML, display
         except ImportError:
-            display = None
-        handle = display(HTML(self._repr_html_()), display_id=True) if display else None
+            pass
+        else:
+            handle = display(HTML(self._repr_html_()), display_id=True)  # type: ignore[no-untyped-call]  # IPython ships no annotations
         while True:
             self.refresh()
             if handle is not None:
-                handle.update(HTML(self._repr_html_(metric=metric)))
+                handle.update(HTML(self._repr_html_(metric=metric)))  # type: ignore[no-untyped-call]  # IPython ships no annotations
             else:
                 print(self._progress_line(metric))
             if self.done:

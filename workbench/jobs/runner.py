@@ -59,7 +59,8 @@ def _announce_running(message: dict[str, Any]) -> str | None:
         worker = get_worker()
     except (ImportError, ValueError):
         return None
-    message["worker"] = str(worker.address)
+    address = str(worker.address)
+    message["worker"] = address
     key = f"{message['job_id']}-{message['attempt']}"
     _running_key = key
 
@@ -69,7 +70,7 @@ def _announce_running(message: dict[str, Any]) -> str | None:
 
     loop = worker.loop
     loop.add_callback(lambda: loop.call_later(_RUNNING_EVENT_DELAY_S, send))
-    return message["worker"]
+    return address
 
 
 async def request_cancel(job_id: str) -> bool:
@@ -225,7 +226,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         os.close(attempt_fd)  # the workbench itself failed here (a full disk): Dask reports it
         raise
     reading = outcome.get("energy")
-    _write_outcome(attempt_fd, {**outcome, "energy": reading.as_json() if hasattr(reading, "as_json") else None})
+    _write_outcome(attempt_fd, {**outcome, "energy": reading.as_json() if reading is not None and hasattr(reading, "as_json") else None})
     return outcome
 
 
@@ -299,7 +300,7 @@ def _profiled(spec: dict[str, Any], outcome: dict[str, Any]) -> Iterator[None]:
         print(f"[workbench] {outcome['profile_error']}", file=sys.stderr, flush=True)
         yield
         return
-    capture = capture_trace(spec.get("framework"), Path(spec["folder"]) / "profile")
+    capture = capture_trace(spec["framework"], Path(spec["folder"]) / "profile")  # set by submit; a bad one fails here
     with capture as handle:
         yield
     path = getattr(handle, "path", None)

@@ -22,6 +22,7 @@ reason `lost: ...`.
 from __future__ import annotations
 
 import atexit
+import builtins
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from sqlalchemy import insert, select, update
 
@@ -63,8 +64,14 @@ from workbench.store.models.jobs import JobEventRow, JobRow
 from workbench.units import as_utc, check_name, check_priority, check_retries, jsonable, parse_duration_s
 
 if TYPE_CHECKING:
-    from workbench.api import Workbench
+    from sqlalchemy.orm import Session
+
+    from workbench.config import Settings
+    from workbench.energy.service import EnergyService
     from workbench.jobs.backend import DaskBackend
+    from workbench.profiles.protocol import ProfileService
+    from workbench.slices.interface import SliceService
+    from workbench.store import Store
 
 _TICK_S = 0.2
 _CANCEL_GRACE_S = 3.0
@@ -94,7 +101,7 @@ def _driver_alive(driver: str | None) -> bool | None:
     import psutil
 
     try:
-        return abs(psutil.Process(pid).create_time() - created_at) < 1.0
+        return bool(abs(psutil.Process(pid).create_time() - created_at) < 1.0)  # psutil ships no annotations
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
@@ -142,10 +149,36 @@ class _Run:
     final: dict[str, Any] | None = None
 
 
+class JobHost(Protocol):
+    """What the job service uses of the workbench it serves: its settings and user, the store, and
+    the sibling services. `workbench.api.Workbench` provides it; typed here so that the core never
+    imports the facade. Members are read lazily (a service is created on first use)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def user(self) -> str: ...
+
+    def is_admin(self, user: str | None = None) -> bool: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def slices(self) -> SliceService: ...
+
+    @property
+    def energy(self) -> EnergyService: ...
+
+    @property
+    def profiles(self) -> ProfileService: ...
+
+
 class JobService:
     """Jobs of one `Workbench`: `wb.jobs.submit(...)`, `get`, `list`, `cancel`, `logs`."""
 
-    def __init__(self, wb: Workbench) -> None:
+    def __init__(self, wb: JobHost) -> None:
         self.wb = wb
         self.settings = wb.settings
         self.driver = _driver_id()
@@ -342,7 +375,7 @@ class JobService:
         return None, deadline_at, "deferrable: the best start is now"
 
     # -- read ---------------------------------------------------------------------------------
-    def _row(self, s: Any, job_id: str) -> JobRow:
+    def _row(self, s: Session, job_id: str) -> JobRow:
         row = s.get(JobRow, job_id)
         if row is None:
             raise NotFound(f"job {job_id} does not exist; see `workbench jobs list` or wb.jobs.list()")
@@ -386,11 +419,20 @@ class JobService:
             rows = s.scalars(query).all()
         return JobList(Job.from_row(r, self) for r in rows)
 
-    def events(self, job_id: str) -> list[dict[str, Any]]:
+    def events(self, job_id: str) -> builtins.list[dict[str, Any]]:
         with self.wb.store.session() as s:
             self._row(s, job_id)
             rows = s.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)).all()
             return [{"at": as_utc(r.at).isoformat(), "state": r.state, "reason": r.reason} for r in rows]
+
+    @overload
+    def logs(self, job_id: str, follow: Literal[False] = False) -> str: ...
+
+    @overload
+    def logs(self, job_id: str, follow: Literal[True]) -> Iterator[str]: ...
+
+    @overload
+    def logs(self, job_id: str, follow: bool) -> str | Iterator[str]: ...
 
     def logs(self, job_id: str, follow: bool = False) -> str | Iterator[str]:
         """The whole log so far (str); with `follow=True` an iterator of new text until the job ends."""
@@ -563,6 +605,8 @@ class JobService:
         try:
             if run.lease is None or not _lease_live(run.lease):
                 self._transition(run.job_id, "allocating", f"requesting slice {run.slice_spec}", allowed=("queued",), attempt=attempt)
+                if run.slice_spec is None:  # a lease without a spec (none in practice): nothing to request again
+                    raise InvalidRequest(f"job {run.job_id}'s slice has ended and has no spec to request a new one with")
                 # The job points at its queued lease while it waits, so that its place in the queue shows.
                 lease = self.wb.slices.request(
                     run.slice_spec, owner=run.owner, project=run.project, priority=run.priority, wait=True,
@@ -738,7 +782,7 @@ class JobService:
             run.done.set()
             self._runs.pop(run.job_id, None)
 
-    def _defer_final(self, run: _Run, events: list[tuple[str, str | None]], fields: dict[str, Any], exc: StoreUnavailable) -> bool:
+    def _defer_final(self, run: _Run, events: builtins.list[tuple[str, str | None]], fields: dict[str, Any], exc: StoreUnavailable) -> bool:
         """The database stayed away past the retries: keep the final state to write when it is back.
 
         Waiters (`wait`, `jobs run --wait`) get the real outcome now; `get` answers with it until it
@@ -905,7 +949,7 @@ class JobService:
             found = s.execute(select(JobRow.id, JobRow.cancel_request).where(JobRow.id.in_(ids), JobRow.cancel_request.is_not(None))).all()
         for job_id, reason in found:
             run = self._runs.get(job_id)
-            if run is not None and run.cancel_reason is None:
+            if run is not None and run.cancel_reason is None and reason is not None:  # the query reads only requests
                 self._on_cancel(job_id, reason, "cancelled")
 
     def _check_leases(self, now: float) -> None:
@@ -946,7 +990,7 @@ class JobService:
                 self._lease_renewed.pop(lease_id, None)
 
     # -- the database -------------------------------------------------------------------------
-    def _transition(self, job_id: str, state: str | list[tuple[str, str | None]], reason: str | None, *, allowed: tuple[str, ...],
+    def _transition(self, job_id: str, state: str | builtins.list[tuple[str, str | None]], reason: str | None, *, allowed: tuple[str, ...],
                     retry_s: float | None = None, **fields: Any) -> bool:
         """Move the job to `state` if it is in one of `allowed`; record the event(s). False if not.
 
@@ -990,7 +1034,7 @@ class JobService:
         if ids:
             self._reconcile(ids)
 
-    def _reconcile(self, job_ids: list[str]) -> None:
+    def _reconcile(self, job_ids: builtins.list[str]) -> None:
         """Jobs whose driver has ended: record what really happened to them."""
         from workbench.jobs.runner import read_outcome
 
@@ -1020,8 +1064,9 @@ class JobService:
 
 # -- helpers ------------------------------------------------------------------------------------
 # Statements on every job's path, built once.
-_INSERT_JOB = insert(JobRow.__table__)
-_INSERT_EVENT = insert(JobEventRow.__table__)
+# The tables by name: the declarative `__table__` is typed as any FromClause, which `insert` refuses.
+_INSERT_JOB = insert(JobRow.metadata.tables[JobRow.__tablename__])
+_INSERT_EVENT = insert(JobEventRow.metadata.tables[JobEventRow.__tablename__])
 _EMPTY_ROW: dict[str, Any] = {column.key: None for column in JobRow.__table__.columns}
 
 
@@ -1045,7 +1090,8 @@ def _pickle_callable(fn: Callable[..., Any] | None) -> bytes | None:
     import cloudpickle
 
     try:
-        return cloudpickle.dumps(fn)
+        pickled: bytes = cloudpickle.dumps(fn)  # cloudpickle ships no annotations
+        return pickled
     except Exception as exc:  # noqa: BLE001 - say what cannot travel to the worker
         raise InvalidRequest(f"the job's callable {fn!r} cannot be pickled to send to its worker: {exc}") from None
 

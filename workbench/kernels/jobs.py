@@ -15,7 +15,7 @@ def run_kernels(what: str = "check", names: list[str] | None = None, backend: st
                 shapes: list[list[int]] | None = None, dtypes: list[str] | None = None,
                 passes: list[str] | None = None) -> list[dict[str, Any]]:
     """The job's body: check or bench built-in kernels in this (the slice's) process."""
-    from workbench import artifacts_dir
+    from workbench.jobs.context import artifacts_dir
     from workbench.kernels.service import KernelService
 
     service = KernelService(None)

@@ -317,7 +317,7 @@ class LocalSliceService:
         """Plan MIG instances on one GPU of `model` beside `existing` (PROFILE@START). See `mig.plan_mig`."""
         return plan_mig(model, list(profiles), existing)
 
-    def offers(self) -> list[DeviceOffers]:
+    def offers(self) -> builtins.list[DeviceOffers]:
         """Every kind of device in this fleet with what can be requested on it (`offers`); the
         faces build their choices from this, so they offer exactly what `request` grants."""
         return fleet_offers(self.inventory)
